@@ -1,0 +1,241 @@
+//! From the raw file to the immutable [`RouteTable`], in two steps:
+//!
+//! 1. [`validate`] checks every section, collects every problem and does no I/O; what it returns
+//!    is complete except for upstream addresses;
+//! 2. [`build`] resolves the upstream addresses (blocking DNS) and assembles the table.
+//!
+//! Raw structs are destructured field by field, so a key added to [`super::raw`] does not compile
+//! until it is handled. The checks of each section live in their own module: [`super::proxy`]
+//! (`[proxy]`, `[client_version]`), [`super::upstreams`], [`super::routes`] (with
+//! [`super::shadow`] and [`super::webhook`]).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::checks::one_line;
+use super::diagnostics::{line_col, Problems};
+use super::raw::RawFile;
+use super::upstreams::{self, UpstreamPlan};
+use super::{proxy, routes, units};
+use crate::routing::{ProxySettings, Route, RouteIndex, RouteTable, UpstreamId, VersionSource};
+use crate::upstream::{Endpoint, Upstream};
+
+/// Everything checked, nothing resolved yet.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    proxy: ProxySettings,
+    client_version: VersionSource,
+    upstreams: Vec<UpstreamPlan>,
+    upstream_ids: HashMap<String, UpstreamId>,
+    default_upstream: UpstreamId,
+    routes: Vec<Route>,
+}
+
+/// What every check needs: the problems so far, the upstream names, and the text (for hints
+/// that point at another line).
+pub(crate) struct Ctx<'a> {
+    pub problems: &'a mut Problems,
+    pub upstreams: UpstreamNames,
+    text: &'a str,
+}
+
+/// Upstream names in file order, including those whose body was rejected.
+pub(crate) struct UpstreamNames {
+    ids: HashMap<String, UpstreamId>,
+    names: Vec<String>,
+}
+
+impl Ctx<'_> {
+    /// The id of upstream `name`, or an error at its span listing the known names.
+    pub fn upstream(&mut self, name: &Spanned<String>) -> Option<UpstreamId> {
+        if let Some(id) = self.upstreams.ids.get(name.get_ref()) {
+            return Some(*id);
+        }
+        let hint = if self.upstreams.names.is_empty() {
+            "no upstreams are defined; add [upstreams.NAME] with url = \"http://host:port\""
+                .to_string()
+        } else {
+            format!("known: {}", self.upstreams.names.join(", "))
+        };
+        self.problems.hinted(
+            name.span(),
+            format!("unknown upstream {:?}", name.get_ref()),
+            hint,
+        );
+        None
+    }
+
+    /// `f(value)`, or its error at the value's span.
+    pub fn parse<T>(
+        &mut self,
+        value: &Spanned<String>,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match f(value.get_ref()) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                self.problems.error(value.span(), one_line(&message));
+                None
+            }
+        }
+    }
+
+    /// An optional duration with its default; `None` when it is written but not valid.
+    pub fn duration(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        default: Duration,
+    ) -> Option<Duration> {
+        match value {
+            None => Some(default),
+            Some(v) => self.parse(v, units::parse_duration),
+        }
+    }
+
+    /// Like [`Ctx::duration`] for timeouts, which cannot be zero.
+    pub fn timeout(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        default: Duration,
+    ) -> Option<Duration> {
+        let d = self.duration(value, default)?;
+        match value {
+            Some(v) if d.is_zero() => {
+                self.problems.hinted(
+                    v.span(),
+                    "a timeout cannot be zero",
+                    "write a positive duration, like \"1s\"",
+                );
+                None
+            }
+            _ => Some(d),
+        }
+    }
+
+    /// A required key: the value, or an error at the span of the section that lacks it (unless
+    /// the section has a misspelling of it, already reported).
+    pub fn required<'v, T>(
+        &mut self,
+        value: Option<&'v Spanned<T>>,
+        section: Range<usize>,
+        key: &str,
+        message: &str,
+        hint: &str,
+    ) -> Option<&'v Spanned<T>> {
+        if value.is_none() {
+            self.problems.missing(section, &[key], message, hint);
+        }
+        value
+    }
+
+    /// `line N` of a span, for hints that point at another place in the file.
+    pub fn line_of(&self, span: &Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+}
+
+/// Checks the whole file; `None` when anything is wrong (and then `problems` says what).
+pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Option<Plan> {
+    let RawFile {
+        proxy,
+        client_version,
+        upstreams,
+        upstreams_span,
+        routes,
+    } = raw;
+    let names: Vec<String> = upstreams.iter().map(|u| u.name.get_ref().clone()).collect();
+    let mut ctx = Ctx {
+        problems,
+        upstreams: UpstreamNames {
+            ids: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i))
+                .collect(),
+            names,
+        },
+        text,
+    };
+    let before = ctx.problems.len();
+
+    if upstreams.is_empty() {
+        ctx.problems.hinted(
+            upstreams_span.clone().unwrap_or(0..0),
+            "no upstreams are defined",
+            "add [upstreams.NAME] with url = \"http://host:port\"",
+        );
+    }
+    let proxy = proxy::settings(&mut ctx, proxy);
+    let client_version = proxy::version_source(&mut ctx, client_version);
+    let upstreams: Vec<Option<UpstreamPlan>> = upstreams
+        .iter()
+        .map(|u| upstreams::compile(&mut ctx, u))
+        .collect();
+    let routes = routes::compile_all(&mut ctx, routes);
+
+    if ctx.problems.len() != before {
+        return None;
+    }
+    let (Some((proxy, default_upstream)), Some(client_version), Some(upstreams), Some(routes)) = (
+        proxy,
+        client_version,
+        upstreams.into_iter().collect::<Option<Vec<_>>>(),
+        routes,
+    ) else {
+        return None;
+    };
+    Some(Plan {
+        proxy,
+        client_version,
+        upstreams,
+        upstream_ids: ctx.upstreams.ids,
+        default_upstream,
+        routes,
+    })
+}
+
+/// Resolves every upstream address and assembles the table. This is the only step with I/O.
+pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
+    let Plan {
+        proxy,
+        client_version,
+        upstreams,
+        upstream_ids,
+        default_upstream,
+        routes,
+    } = plan;
+    let before = problems.len();
+    let mut built = Vec::with_capacity(upstreams.len());
+    for UpstreamPlan {
+        name,
+        urls,
+        options,
+    } in upstreams
+    {
+        let mut endpoints = Vec::with_capacity(urls.len());
+        for url in &urls {
+            match Endpoint::resolve(url.get_ref(), options) {
+                Ok(endpoint) => endpoints.push(endpoint),
+                Err(e) => problems.error(url.span(), format!("upstream {name:?}: {e}")),
+            }
+        }
+        built.push(Arc::new(Upstream::new(name, endpoints, options)));
+    }
+    if problems.len() != before {
+        return None;
+    }
+    let index = RouteIndex::build(&routes);
+    Some(RouteTable {
+        proxy,
+        client_version,
+        upstreams: built,
+        upstream_ids,
+        default_upstream,
+        routes,
+        index,
+    })
+}

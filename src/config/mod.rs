@@ -1,0 +1,94 @@
+//! Reading `routes.toml`: parse, check, compile.
+//!
+//! The file goes through three steps, each in its own module:
+//!
+//! 1. `tree` reads the TOML into a tree that keeps the span of every key and value (syntax
+//!    errors stop here, with toml's own message);
+//! 2. `raw` deserializes each section (`[proxy]`, `[client_version]`, each upstream, each
+//!    route) into serde structs that mirror the file, one section at a time through `de`, so an
+//!    unknown key in one route does not hide a bad regex in another;
+//! 3. `compile` validates everything that was read (collecting every problem, no I/O), then
+//!    resolves upstream addresses and builds the immutable [`RouteTable`].
+//!
+//! Every problem comes back as a [`Diagnostic`] with its line and column, all of them together.
+
+mod checks;
+mod compile;
+mod de;
+mod diagnostics;
+mod proxy;
+mod raw;
+mod routes;
+mod shadow;
+mod tree;
+pub mod units;
+mod upstreams;
+mod webhook;
+
+use std::path::Path;
+
+pub use diagnostics::{ConfigErrors, Diagnostic};
+
+use crate::routing::RouteTable;
+use diagnostics::{Problem, Problems};
+
+/// Reads, checks and compiles the route table in `path`.
+///
+/// A file that cannot be read gives one diagnostic at line 1, column 1 that says why.
+pub fn load_file(path: &Path) -> Result<RouteTable, ConfigErrors> {
+    let label = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, &label),
+        Err(e) => Err(ConfigErrors(vec![Diagnostic {
+            file: label.clone(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read {label}: {e}"),
+            hint: None,
+        }])),
+    }
+}
+
+/// Checks and compiles a route table given as text; `file_label` names it in diagnostics.
+///
+/// Every problem in the text is reported, in file order. Upstream addresses are resolved only
+/// when everything else is valid (a name that does not resolve is reported at its url).
+pub fn load_str(text: &str, file_label: &str) -> Result<RouteTable, ConfigErrors> {
+    let fail = |problems: Vec<Problem>| {
+        ConfigErrors(
+            problems
+                .into_iter()
+                .map(|p| p.locate(text, file_label))
+                .collect(),
+        )
+    };
+    let root = tree::parse(text).map_err(|p| fail(vec![p]))?;
+    let mut problems = Problems::default();
+    let raw = raw::read(&root, &mut problems);
+    let table = compile::validate(&raw, text, &mut problems)
+        .and_then(|plan| compile::build(plan, &mut problems));
+    match table {
+        Some(table) if problems.is_empty() => Ok(table),
+        _ if problems.is_empty() => Err(fail(vec![Problem::new(
+            0..0,
+            "the route table could not be built",
+        )])),
+        _ => Err(fail(problems.into_sorted())),
+    }
+}
+
+/// The one-line summary `ficus check` prints for a valid table: `ok: 12 routes, 3 upstreams`.
+pub fn summary(table: &RouteTable) -> String {
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("{n} {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
+    format!(
+        "ok: {}, {}",
+        plural(table.routes.len(), "route"),
+        plural(table.upstreams.len(), "upstream")
+    )
+}

@@ -1,0 +1,374 @@
+//! `routes.toml` as written: serde structs that mirror the file key for key.
+//!
+//! Nothing here is checked beyond its TOML type; every value that an error may be about keeps its
+//! span (`toml::Spanned`) so [`super::compile`] can point at it. Optional and required keys alike
+//! are `Option`s: a missing required key is reported by the compile step, next to every other
+//! problem, instead of failing the whole section here.
+//!
+//! [`read`] deserializes each section (`[proxy]`, `[client_version]`, each upstream, each route)
+//! on its own from the spanned tree, so an error in one does not hide the errors in the others;
+//! unknown keys are reported and skipped without rejecting their section (see [`super::de`]).
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use super::de::{from_node, unknown_key};
+use super::diagnostics::Problems;
+use super::tree::{Node, Value};
+
+/// The whole file, section by section.
+#[derive(Debug, Default)]
+pub(crate) struct RawFile {
+    pub proxy: Section<Spanned<RawProxy>>,
+    pub client_version: Section<Spanned<RawClientVersion>>,
+    /// In file order.
+    pub upstreams: Vec<RawUpstreamEntry>,
+    /// Where `upstreams` is written, when it is.
+    pub upstreams_span: Option<Range<usize>>,
+    /// In file order.
+    pub routes: Vec<Section<Spanned<RawRoute>>>,
+}
+
+/// A section of the file: absent, present but not readable (already reported), or read.
+#[derive(Debug, Default)]
+pub(crate) enum Section<T> {
+    #[default]
+    Missing,
+    Rejected,
+    Parsed(T),
+}
+
+/// `[upstreams.NAME]`: the name is known even when the body is rejected, so routes that refer to
+/// it are not reported as well.
+#[derive(Debug)]
+pub(crate) struct RawUpstreamEntry {
+    pub name: Spanned<String>,
+    pub body: Section<Spanned<RawUpstream>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxy {
+    pub listen: Option<Spanned<StringOrList>>,
+    pub admin: Option<Spanned<String>>,
+    pub admin_token_env: Option<Spanned<String>>,
+    pub default: Option<Spanned<String>>,
+    pub data_dir: Option<Spanned<String>>,
+    pub grace_period: Option<Spanned<String>>,
+    pub threads: Option<Spanned<Scalar>>,
+    pub log_format: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClientVersion {
+    pub header: Option<Spanned<String>>,
+    pub user_agent: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub url: Option<Spanned<String>>,
+    pub urls: Option<Spanned<Vec<Spanned<String>>>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub read_timeout: Option<Spanned<String>>,
+    pub tls_verify: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub name: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub path_regex: Option<Spanned<String>>,
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    pub client_version: Option<Spanned<String>>,
+    pub headers: Option<KeyedList<Spanned<String>>>,
+    pub header_regex: Option<KeyedList<Spanned<String>>>,
+    pub query: Option<KeyedList<Spanned<String>>>,
+    pub cookies: Option<KeyedList<Spanned<String>>>,
+    pub upstream: Option<Spanned<String>>,
+    pub split: Option<Spanned<KeyedList<Spanned<Scalar>>>>,
+    pub sticky: Option<Spanned<String>>,
+    pub fallback: Option<Spanned<String>>,
+    pub fallback_unsafe: Option<Spanned<bool>>,
+    pub shadow: Option<Spanned<RawShadow>>,
+    pub webhook: Option<Spanned<RawWebhook>>,
+}
+
+/// `[routes.shadow]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawShadow {
+    pub upstream: Option<Spanned<String>>,
+    pub percent: Option<Spanned<Scalar>>,
+    pub sticky: Option<Spanned<String>>,
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_body: Option<Spanned<Scalar>>,
+    pub ignore_headers: Option<Vec<Spanned<String>>>,
+    pub ignore: Option<Vec<Spanned<String>>>,
+    pub unordered: Option<Vec<Spanned<String>>>,
+    pub tolerance: Option<KeyedList<Spanned<Scalar>>>,
+}
+
+/// `[routes.webhook]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub url: Option<Spanned<String>>,
+    pub event: Option<Spanned<String>>,
+    pub on_status: Option<Spanned<Scalar>>,
+    pub secret_env: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub retries: Option<Vec<Spanned<String>>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// `"a"` or `["a", "b"]` (`listen`). A single string takes the span of the whole value.
+#[derive(Debug)]
+pub(crate) enum StringOrList {
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for StringOrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringOrList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StringOrList, E> {
+                Ok(StringOrList::One(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StringOrList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(StringOrList::Many(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A number or a string, for values that may be written either way (`max_body = 1048576` or
+/// `"1MiB"`, `on_status = 201` or `"2xx"`) and for numbers, so that `"10"` where a number belongs
+/// gets a message of ours rather than serde's "expected f64".
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar {
+    Integer(i64),
+    Float(f64),
+    String(String),
+}
+
+impl Scalar {
+    /// The value as a number, when it is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Scalar::Integer(i) => Some(*i as f64),
+            Scalar::Float(x) => Some(*x),
+            Scalar::String(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Integer(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::String(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Integer(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v)
+                    .map(Scalar::Integer)
+                    .map_err(|_| E::custom("number too large"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::String(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A table of free-form keys (header names, upstream names, JSON Pointers) in file order, each
+/// key with its span.
+#[derive(Debug)]
+pub(crate) struct KeyedList<V>(pub Vec<(Spanned<String>, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedList<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
+            type Value = KeyedList<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyedList<V>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(KeyedList(entries))
+            }
+        }
+        d.deserialize_map(Vis(std::marker::PhantomData))
+    }
+}
+
+const TOP_KEYS: &[&str] = &["proxy", "client_version", "upstreams", "routes"];
+
+/// Reads every section of the tree that can be read; the others are reported to `problems`.
+pub(crate) fn read(root: &Node, problems: &mut Problems) -> RawFile {
+    let mut file = RawFile::default();
+    let Value::Table(entries) = &root.value else {
+        problems.error(root.span.clone(), "expected a table at the top of the file");
+        return file;
+    };
+    for (key, node) in entries {
+        match key.name.as_str() {
+            "proxy" => file.proxy = section(node, problems),
+            "client_version" => file.client_version = section(node, problems),
+            "upstreams" => {
+                file.upstreams_span = Some(key.span.clone());
+                file.upstreams = upstreams(node, problems);
+            }
+            "routes" => file.routes = routes(node, problems),
+            _ => problems.push(unknown_key(key, TOP_KEYS)),
+        }
+    }
+    file
+}
+
+fn section<T: for<'de> Deserialize<'de>>(node: &Node, problems: &mut Problems) -> Section<T> {
+    match from_node(node, problems) {
+        Some(value) => Section::Parsed(value),
+        None => Section::Rejected,
+    }
+}
+
+fn upstreams(node: &Node, problems: &mut Problems) -> Vec<RawUpstreamEntry> {
+    let Value::Table(entries) = &node.value else {
+        problems.hinted(
+            node.span.clone(),
+            format!(
+                "`upstreams` must be a table of named upstreams, found {}",
+                node.value.kind()
+            ),
+            "write [upstreams.NAME] with url = \"http://host:port\"",
+        );
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .map(|(key, body)| RawUpstreamEntry {
+            name: Spanned::new(key.span.clone(), key.name.clone()),
+            body: section(body, problems),
+        })
+        .collect()
+}
+
+fn routes(node: &Node, problems: &mut Problems) -> Vec<Section<Spanned<RawRoute>>> {
+    let Value::Array(items) = &node.value else {
+        problems.hinted(
+            node.span.clone(),
+            format!(
+                "`routes` must be a list of routes, found {}",
+                node.value.kind()
+            ),
+            "start each route with [[routes]] (double brackets)",
+        );
+        return Vec::new();
+    };
+    items.iter().map(|item| section(item, problems)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_text(text: &str) -> (RawFile, Vec<crate::config::diagnostics::Problem>) {
+        let root = crate::config::tree::parse(text).unwrap();
+        let mut problems = Problems::default();
+        let file = read(&root, &mut problems);
+        (file, problems.into_sorted())
+    }
+
+    #[test]
+    fn every_section_is_read_on_its_own_so_each_error_is_reported() {
+        let text = "[proxy]\nlisten = 1\n[upstreams.a]\nurl = 2\nbogus = 1\n\
+                    [upstreams.b]\nurl = \"http://x:2\"\n[[routes]]\nname = \"r\"\nshadw = {}\n\
+                    [[routes]]\nname = \"s\"\n";
+        let (file, problems) = read_text(text);
+        let at: Vec<&str> = problems.iter().map(|p| &text[p.span.clone()]).collect();
+        assert_eq!(at, vec!["1", "2", "bogus", "shadw"]);
+        assert_eq!(
+            problems[3].hint.as_deref(),
+            Some("did you mean \"shadow\"?")
+        );
+        // A value of the wrong type rejects its section; an unknown key does not.
+        assert!(matches!(file.proxy, Section::Rejected));
+        assert_eq!(file.upstreams.len(), 2);
+        assert!(matches!(file.upstreams[0].body, Section::Rejected));
+        assert!(matches!(file.upstreams[1].body, Section::Parsed(_)));
+        assert!(matches!(file.routes[0], Section::Parsed(_)));
+        assert!(matches!(file.routes[1], Section::Parsed(_)));
+    }
+
+    #[test]
+    fn unknown_top_level_keys_and_misshapen_sections_are_reported() {
+        let text = "[upstream.a]\nurl = \"x\"\n[routes]\nname = \"r\"\n";
+        let (_, problems) = read_text(text);
+        assert_eq!(problems[0].message, "unknown key \"upstream\"");
+        assert_eq!(
+            problems[0].hint.as_deref(),
+            Some("did you mean \"upstreams\"?")
+        );
+        assert!(problems[1].message.starts_with("`routes` must be a list"));
+    }
+
+    #[test]
+    fn listen_is_one_string_or_a_list() {
+        let (file, problems) = read_text("[proxy]\nlisten = [\"a\", \"b\"]\n");
+        assert!(problems.is_empty());
+        let Section::Parsed(proxy) = file.proxy else {
+            panic!()
+        };
+        assert!(
+            matches!(proxy.get_ref().listen.as_ref().map(|l| l.get_ref()), Some(StringOrList::Many(v)) if v.len() == 2)
+        );
+        let (file, _) = read_text("[proxy]\nlisten = \"a\"\n");
+        let Section::Parsed(proxy) = file.proxy else {
+            panic!()
+        };
+        assert!(
+            matches!(proxy.get_ref().listen.as_ref().map(|l| l.get_ref()), Some(StringOrList::One(s)) if s == "a")
+        );
+    }
+}

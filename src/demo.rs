@@ -1,0 +1,341 @@
+//! `ficus demo`: a legacy app, a new "orders" service and ficus in front of them, all on loopback.
+//!
+//! The two apps are tiny hyper servers on port 0, run by a tokio runtime of their own (Pingora
+//! builds its own runtimes for ficus). Each answers JSON naming itself and sets `x-served-by`, so
+//! every curl line the demo prints shows which side answered. The route table is ordinary TOML
+//! with the real ports filled in, loaded by [`crate::config::load_str`].
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+
+use crate::routing::{RequestHead, RouteTable};
+
+pub const LEGACY: &str = "legacy";
+pub const ORDERS: &str = "orders";
+/// The response header both apps set.
+pub const SERVED_BY: &str = "x-served-by";
+
+/// The demo route table; [`start`] fills in the `{…}` placeholders.
+const TABLE: &str = r#"
+[proxy]
+listen = "{listen}"
+default = "legacy"                # the catch-all: whatever no route claims stays on legacy
+data_dir = {data_dir}
+threads = 2
+
+[client_version]                  # read from x-client-version, else from the User-Agent
+user_agent = '^DemoApp/(?<version>[0-9.]+)'
+
+[upstreams.legacy]
+url = "http://127.0.0.1:{legacy}"
+
+[upstreams.orders]
+url = "http://127.0.0.1:{orders}"
+
+[upstreams.reports]               # nothing listens here: the reports service is "down"
+url = "http://127.0.0.1:{closed}"
+connect_timeout = "500ms"
+
+[[routes]]                        # version routing: new clients read orders from the new service
+name = "orders-read"
+path = "/api/orders/*"
+methods = ["GET", "HEAD"]
+client_version = ">=2.0.0"
+upstream = "orders"
+fallback = "legacy"
+
+[[routes]]                        # a sticky 50/50 canary for order creation
+name = "orders-create"
+path = "/api/orders"
+methods = ["POST"]
+split = { orders = 50, legacy = 50 }
+sticky = "header:x-user-id"
+
+[[routes]]                        # opt-in beta by query parameter
+name = "catalog-beta"
+path = "/api/catalog/*"
+query = { beta = "1" }
+upstream = "orders"
+
+[[routes]]                        # the new service answers 503 here: replayed to legacy
+name = "invoices"
+path = "/api/invoices/{id}"
+upstream = "orders"
+fallback = "legacy"
+
+[[routes]]                        # the upstream is down: replayed to legacy
+name = "reports"
+path = "/api/reports/*"
+upstream = "reports"
+fallback = "legacy"
+"#;
+
+/// What the demo shows, one step a line: `answered by | what it shows | METHOD path | header`.
+/// `{user:SIDE}` is a user id that the split sends to SIDE.
+const STEPS: &str = "
+orders | version routing: a 2.x client reads orders from the new service | GET /api/orders/42 | x-client-version: 2.1
+legacy | an older client stays on legacy | GET /api/orders/42 | x-client-version: 1.9
+orders | the version can come from the User-Agent | GET /api/orders/42 | user-agent: DemoApp/2.4.0
+orders | sticky 50/50 split: this user always lands on the new service | POST /api/orders | x-user-id: {user:orders}
+legacy | sticky 50/50 split: this user always stays on legacy | POST /api/orders | x-user-id: {user:legacy}
+orders | opt-in beta by query parameter | GET /api/catalog/shoes?beta=1 |
+legacy | the new service answers 503: ficus replays the GET to legacy | GET /api/invoices/7 |
+legacy | the reports service is down: ficus falls back to legacy | GET /api/reports/daily |
+legacy | no route matches: the default upstream | GET /about |
+";
+
+/// The body the demo's POST steps send.
+pub const ORDER_BODY: &str = r#"{"item":"book"}"#;
+
+/// One thing to try against the demo, and the upstream that should answer it.
+#[derive(Debug, Clone)]
+pub struct DemoStep {
+    pub what: &'static str,
+    pub method: Method,
+    /// Path and query.
+    pub path: &'static str,
+    pub header: Option<(&'static str, String)>,
+    /// [`ORDER_BODY`] for POSTs.
+    pub body: Option<&'static str>,
+    /// The same request as a curl command line.
+    pub curl: String,
+    /// `legacy` or `orders`: the `x-served-by` of the answer.
+    pub expect_served_by: &'static str,
+}
+
+/// A running demo; dropping it stops the apps and ficus.
+pub struct Demo {
+    pub proxy_url: String,
+    pub legacy_url: String,
+    pub orders_url: String,
+    /// The route table, as loaded, for `ficus explain --config`.
+    pub table_file: PathBuf,
+    pub steps: Vec<DemoStep>,
+    _server: crate::server::Running,
+    apps: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        // Does not block, so a test may drop the demo on its own runtime.
+        if let Some(apps) = self.apps.take() {
+            apps.shutdown_background();
+        }
+    }
+}
+
+impl Demo {
+    /// What runs where, then the curl lines, each after a comment saying what it shows.
+    pub fn banner(&self) -> String {
+        let mut out = format!(
+            "ficus demo\n  legacy app      {}   the monolith being strangled\n  orders service  {}   \
+             the new service\n  reports service (down on purpose: its route falls back to legacy)\n  \
+             ficus           {}   in front of them, route table {}\n\n\
+             Try these (x-served-by says who answered):\n\n",
+            self.legacy_url,
+            self.orders_url,
+            self.proxy_url,
+            self.table_file.display()
+        );
+        for s in &self.steps {
+            out.push_str(&format!(
+                "# {} -> {}\n{}\n\n",
+                s.what, s.expect_served_by, s.curl
+            ));
+        }
+        // The binary as the user can type it: relative when under the current directory.
+        let exe = std::env::current_exe().ok().and_then(|exe| {
+            let relative = exe.strip_prefix(std::env::current_dir().ok()?).ok()?;
+            Some(relative.display().to_string())
+        });
+        out + &format!(
+            "Why a request went where it did:\n  {} explain --config {} GET /api/orders/42 \
+             -H 'x-client-version: 2.1'\n\nCtrl-C stops the demo.\n",
+            exe.as_deref().unwrap_or("ficus"),
+            self.table_file.display()
+        )
+    }
+}
+
+/// Runs the demo until Ctrl-C, then shuts it down.
+pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
+    let demo = start(listen)?;
+    let apps = demo
+        .apps
+        .as_ref()
+        .context("the demo apps are not running")?;
+    let ctrl_c = apps.spawn(tokio::signal::ctrl_c());
+    print!("{}", demo.banner());
+    std::io::Write::flush(&mut std::io::stdout())?;
+    apps.block_on(ctrl_c)?.context("cannot wait for Ctrl-C")?;
+    println!("stopping the demo");
+    drop(demo);
+    Ok(())
+}
+
+/// Starts the two apps and ficus on `listen`, and returns once ficus accepts connections.
+pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
+    let apps = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ficus-demo-apps")
+        .enable_all()
+        .build()
+        .context("cannot start the demo apps' runtime")?;
+    let legacy = serve(&apps, LEGACY)?;
+    let orders = serve(&apps, ORDERS)?;
+    // A port that was free a moment ago and that nothing listens on: the "down" reports service.
+    let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let data_dir = std::env::temp_dir().join("ficus-demo");
+    let data_dir_toml = toml::Value::String(data_dir.display().to_string()).to_string();
+    let text = TABLE
+        .replace("{listen}", &listen.to_string())
+        .replace("{data_dir}", &data_dir_toml)
+        .replace("{legacy}", &legacy.port().to_string())
+        .replace("{orders}", &orders.port().to_string())
+        .replace("{closed}", &closed.to_string());
+    let table = crate::config::load_str(&text, "demo.toml")
+        .map_err(|e| anyhow::anyhow!("the demo route table is invalid:\n{e}"))?;
+    let table_file = data_dir.join("routes.toml");
+    std::fs::create_dir_all(&data_dir)
+        .and_then(|()| std::fs::write(&table_file, &text))
+        .with_context(|| format!("cannot write {}", table_file.display()))?;
+    let proxy_url = format!("http://{listen}");
+    let steps = steps(&table, &proxy_url);
+    let server = crate::server::spawn(table).map_err(|e| {
+        anyhow::anyhow!("{e:#} (choose another address with `ficus demo --listen 127.0.0.1:PORT`)")
+    })?;
+    Ok(Demo {
+        proxy_url,
+        legacy_url: format!("http://{legacy}"),
+        orders_url: format!("http://{orders}"),
+        table_file,
+        steps,
+        _server: server,
+        apps: Some(apps),
+    })
+}
+
+/// [`STEPS`], read into requests, with curl lines aimed at `proxy`.
+fn steps(table: &RouteTable, proxy: &str) -> Vec<DemoStep> {
+    let field = |fields: &mut std::str::Split<'static, char>| fields.next().unwrap_or("").trim();
+    let mut steps = Vec::new();
+    for line in STEPS.lines().filter(|l| !l.trim().is_empty()) {
+        let mut fields = line.split('|');
+        let (expect_served_by, what) = (field(&mut fields), field(&mut fields));
+        let (method, path) = field(&mut fields).split_once(' ').expect("METHOD path");
+        let header = field(&mut fields).split_once(": ").map(|(name, value)| {
+            let value = match value.strip_prefix("{user:") {
+                Some(side) => sticky_user(table, side.trim_end_matches('}')),
+                None => value.to_string(),
+            };
+            (name, value)
+        });
+        let method: Method = method.parse().expect("a method");
+        let body = (method == Method::POST).then_some(ORDER_BODY);
+        let mut curl = String::from("curl -si");
+        if let Some((name, value)) = &header {
+            curl += &format!(" -H '{name}: {value}'");
+        }
+        if let Some(body) = body {
+            curl += &format!(" -H 'content-type: application/json' -d '{body}'");
+        }
+        curl += &format!(" '{proxy}{path}'");
+        steps.push(DemoStep {
+            what,
+            method,
+            path,
+            header,
+            body,
+            curl,
+            expect_served_by,
+        });
+    }
+    steps
+}
+
+/// The first `user-N` whose orders the split sends to `side`, found with the real routing code.
+fn sticky_user(table: &RouteTable, side: &str) -> String {
+    let want = table.upstream_ids[side];
+    let lands_on_side = |user: &String| {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user-id", HeaderValue::from_str(user).expect("ascii"));
+        let head = RequestHead {
+            method: &Method::POST,
+            path: "/api/orders",
+            query: None,
+            headers: &headers,
+            client_ip: None,
+        };
+        table.decide(&head).upstream == want
+    };
+    (1..)
+        .map(|n| format!("user-{n}"))
+        .find(lands_on_side)
+        .expect("a user on each side")
+}
+
+/// Serves app `name` on a free loopback port, on `runtime`.
+fn serve(runtime: &tokio::runtime::Runtime, name: &'static str) -> anyhow::Result<SocketAddr> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").with_context(|| format!("cannot start {name}"))?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| answer(name, req));
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// `{"served_by", "method", "path", ...}`; the orders service answers 503 for invoices.
+async fn answer(
+    name: &'static str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let mut json = serde_json::json!({
+        "served_by": name,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        "body_bytes": body.len(),
+    });
+    for header in ["x-request-id", "x-client-version", "x-user-id"] {
+        if let Some(value) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
+            json[header] = value.into();
+        }
+    }
+    let failing = name == ORDERS && parts.uri.path().starts_with("/api/invoices");
+    if failing {
+        json["error"] = "invoices are not migrated yet".into();
+    }
+    let status = if failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let response = Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(SERVED_BY, name)
+        .body(Full::new(Bytes::from(format!("{json}\n"))))
+        .expect("a valid response");
+    Ok(response)
+}

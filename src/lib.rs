@@ -1,0 +1,22 @@
+//! ficus: a strangler-fig reverse proxy on Pingora.
+//!
+//! A request flows through the modules in this order:
+//!
+//! 1. [`proxy`] (the thin Pingora layer) reads the request head and loads the current
+//!    [`routing::RouteTable`] once;
+//! 2. [`routing`] decides, as a pure function of (table, request head), which route matches and
+//!    which [`upstream::Upstream`] answers (a weighted sticky split picks a side by a stable hash);
+//! 3. [`proxy`] sends the request there, adds the forwarding headers, falls back to the route's
+//!    fallback upstream on a connect failure, timeout or 5xx, and maps errors to 502/504.
+//!
+//! [`config`] reads `routes.toml` in two layers (serde structs that mirror the file, then a compile
+//! step that validates everything in one pass and builds the immutable table). [`server`] wires the
+//! Pingora server; [`cli`] implements `check` and `explain`; [`demo`] runs the embedded demo.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod upstream;

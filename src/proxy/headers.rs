@@ -1,0 +1,164 @@
+//! What ficus adds to or removes from the headers that cross it (CONTRACT section 4): a request id,
+//! `x-forwarded-*`, W3C `traceparent`, and the response's hop-by-hop headers.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// A new request id: 32 lower-case hex digits (128 random bits).
+pub fn new_request_id() -> HeaderValue {
+    let s = format!("{:032x}", fastrand::u128(..));
+    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// The client's own request id, when it sent a usable one.
+pub fn incoming_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    headers
+        .get(X_REQUEST_ID)
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .cloned()
+}
+
+/// `x-forwarded-for` with the client's address appended to what earlier proxies wrote.
+pub fn forwarded_for(existing: Option<&HeaderValue>, client: IpAddr) -> HeaderValue {
+    let joined = match existing.and_then(|v| v.to_str().ok()).map(str::trim) {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {client}"),
+        _ => client.to_string(),
+    };
+    HeaderValue::from_str(&joined).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// The request's `traceparent` when it is a valid W3C one, else a new trace with a random id.
+pub fn traceparent(existing: Option<&HeaderValue>) -> Option<HeaderValue> {
+    if existing.is_some_and(|v| is_valid_traceparent(v.as_bytes())) {
+        return None;
+    }
+    let trace_id = loop {
+        let id = fastrand::u128(..);
+        if id != 0 {
+            break id;
+        }
+    };
+    let span_id = fastrand::u64(1..);
+    let value = format!("00-{trace_id:032x}-{span_id:016x}-01");
+    HeaderValue::from_str(&value).ok()
+}
+
+/// `version-traceid-parentid-flags`: 2, 32, 16 and 2 lower-case hex digits; ids not all zero.
+fn is_valid_traceparent(v: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = v.split(|&b| b == b'-').collect();
+    let hex = |p: &[u8]| p.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let nonzero = |p: &[u8]| p.iter().any(|&b| b != b'0');
+    parts.len() >= 4
+        && [2, 32, 16, 2]
+            .iter()
+            .zip(&parts)
+            .all(|(&len, p)| p.len() == len && hex(p))
+        && parts[0] != b"ff"
+        && nonzero(parts[1])
+        && nonzero(parts[2])
+        && (parts[0] != b"00" || parts.len() == 4)
+}
+
+/// The hop-by-hop headers of an upstream response that ficus removes: those its `Connection`
+/// header nominates, `Keep-Alive`, `Proxy-Connection` and `Proxy-Authenticate`. `Connection`
+/// itself, framing and `Upgrade` are left to Pingora, which rewrites them for the client.
+pub fn response_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+    let fixed = [
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        http::header::PROXY_AUTHENTICATE,
+    ];
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !is_protected(n))
+        .chain(fixed)
+        .filter(|n| headers.contains_key(n))
+        .fold(Vec::new(), |mut out, n| {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+            out
+        })
+}
+
+/// Headers a `Connection` token must not make ficus drop: framing and upgrade are Pingora's job.
+fn is_protected(name: &HeaderName) -> bool {
+    [
+        CONNECTION,
+        http::header::UPGRADE,
+        http::header::TRANSFER_ENCODING,
+        http::header::CONTENT_LENGTH,
+    ]
+    .contains(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_fresh_hex() {
+        let a = new_request_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.to_str().unwrap().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, new_request_id());
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        assert_eq!(forwarded_for(None, ip), "10.0.0.7");
+        let prev = HeaderValue::from_static("1.2.3.4");
+        assert_eq!(forwarded_for(Some(&prev), ip), "1.2.3.4, 10.0.0.7");
+    }
+
+    #[test]
+    fn valid_traceparent_is_kept_and_a_bad_one_replaced() {
+        let good =
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert_eq!(traceparent(Some(&good)), None);
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            let new = traceparent(Some(&HeaderValue::from_static(bad))).unwrap();
+            assert!(is_valid_traceparent(new.as_bytes()), "{new:?}");
+        }
+        let fresh = traceparent(None).unwrap();
+        assert!(is_valid_traceparent(fresh.as_bytes()));
+    }
+
+    #[test]
+    fn response_hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            "keep-alive, x-secret, upgrade".parse().unwrap(),
+        );
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("upgrade", "websocket".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        let removed = response_hop_by_hop(&h);
+        assert_eq!(
+            removed,
+            vec![
+                HeaderName::from_static("keep-alive"),
+                HeaderName::from_static("x-secret")
+            ]
+        );
+    }
+}

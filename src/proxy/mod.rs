@@ -1,0 +1,322 @@
+//! The Pingora layer: a switchboard that hands each phase to a module testable without sockets.
+//!
+//! ```text
+//! request_filter            load the table once, decide the route (routing), set x-request-id
+//!   upstream_peer           the decided upstream, or the route's fallback on a replay
+//!   upstream_request_filter x-forwarded-*, traceparent (headers)
+//!   fail_to_connect ─┐
+//!   error_while_proxy├──    replay to the fallback upstream? (fallback)
+//!   upstream_response_filter  5xx → replay to the fallback; strip hop-by-hop headers
+//!   response_filter         return x-request-id
+//! fail_to_proxy             the status and short body for the error (errors)
+//! ```
+
+pub mod errors;
+pub mod fallback;
+pub mod headers;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
+use fallback::Attempt;
+
+/// The route table every request reads: swapped whole on reload, loaded once per request.
+pub type SharedTable = Arc<ArcSwap<RouteTable>>;
+
+/// The proxy service.
+pub struct Ficus {
+    table: SharedTable,
+}
+
+impl Ficus {
+    pub fn new(table: SharedTable) -> Self {
+        Ficus { table }
+    }
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    table: Option<Arc<RouteTable>>,
+    decision: Option<Decision>,
+    request_id: Option<HeaderValue>,
+    /// The current attempt goes to the route's fallback upstream.
+    fell_back: bool,
+    response_started: bool,
+    upstream: Option<UpstreamId>,
+    started: Instant,
+}
+
+impl RequestCtx {
+    fn attempt<'a>(&'a self, session: &'a Session) -> Attempt<'a> {
+        Attempt {
+            route: self
+                .table
+                .as_deref()
+                .zip(self.decision.and_then(|d| d.route))
+                .and_then(|(t, i)| t.routes.get(i)),
+            method: &session.req_header().method,
+            fell_back: self.fell_back,
+            response_started: self.response_started,
+            body_truncated: session.as_ref().retry_buffer_truncated(),
+        }
+    }
+}
+
+fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+#[async_trait]
+impl ProxyHttp for Ficus {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            table: None,
+            decision: None,
+            request_id: None,
+            fell_back: false,
+            response_started: false,
+            upstream: None,
+            started: Instant::now(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let table = self.table.load_full();
+        let ip = client_ip(session);
+        let req = session.req_header();
+        let head = RequestHead {
+            method: &req.method,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &req.headers,
+            client_ip: ip,
+        };
+        ctx.decision = Some(table.decide(&head));
+        ctx.table = Some(table);
+        let id = match headers::incoming_request_id(&req.headers) {
+            Some(id) => id,
+            None => {
+                let id = headers::new_request_id();
+                session
+                    .req_header_mut()
+                    .insert_header(headers::X_REQUEST_ID, id.clone())?;
+                id
+            }
+        };
+        ctx.request_id = Some(id);
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let (Some(table), Some(decision)) = (ctx.table.as_ref(), ctx.decision) else {
+            return Error::e_explain(ErrorType::InternalError, "no routing decision");
+        };
+        let id = if ctx.fell_back {
+            fallback::fallback_for(&Attempt {
+                fell_back: false,
+                ..ctx.attempt(session)
+            })
+            .unwrap_or(decision.upstream)
+        } else {
+            decision.upstream
+        };
+        ctx.upstream = Some(id);
+        table
+            .upstreams
+            .get(id)
+            .and_then(|u| u.next_peer())
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream has no endpoint"))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(ip) = client_ip(session) {
+            let xff =
+                headers::forwarded_for(upstream_request.headers.get(headers::X_FORWARDED_FOR), ip);
+            upstream_request.insert_header(headers::X_FORWARDED_FOR, xff)?;
+        }
+        upstream_request.insert_header(headers::X_FORWARDED_PROTO, "http")?;
+        let host = session.req_header().headers.get(HOST).cloned().or_else(|| {
+            let authority = session.req_header().uri.authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        });
+        if let Some(host) = host {
+            upstream_request.insert_header(headers::X_FORWARDED_HOST, host)?;
+        }
+        if let Some(tp) = headers::traceparent(upstream_request.headers.get(headers::TRACEPARENT)) {
+            upstream_request.insert_header(headers::TRACEPARENT, tp)?;
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if fallback::fallback_for(&ctx.attempt(session)).is_some() {
+            ctx.fell_back = true;
+            e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let attempt = ctx.attempt(session);
+        if fallback::is_upstream_failure(e.etype(), e.esource())
+            && fallback::fallback_for(&attempt).is_some()
+        {
+            ctx.fell_back = true;
+            e.set_retry(true);
+        } else if !attempt.method.is_idempotent() || attempt.body_truncated || ctx.response_started
+        {
+            e.set_retry(false);
+        } else {
+            // A pooled connection the upstream had closed: try again on a fresh one.
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        if status >= 500 && fallback::fallback_for(&ctx.attempt(session)).is_some() {
+            return Error::e_explain(
+                ErrorType::HTTPStatus(status),
+                "upstream answered with a server error; replaying to the fallback",
+            );
+        }
+        for name in headers::response_hop_by_hop(&upstream_response.headers) {
+            upstream_response.remove_header(&name);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.response_started = true;
+        if let Some(id) = &ctx.request_id {
+            if !upstream_response
+                .headers
+                .contains_key(headers::X_REQUEST_ID)
+            {
+                upstream_response.insert_header(headers::X_REQUEST_ID, id.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        access_log(session, e, ctx);
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = errors::status_for(e.etype(), e.esource());
+        if code > 0 && !ctx.response_started {
+            if let Err(write_err) = write_error(session, code, ctx.request_id.as_ref()).await {
+                tracing::debug!("could not send the error response: {write_err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+}
+
+/// The access-log line: one per request.
+fn access_log(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+    let req = session.req_header();
+    let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    let (route, upstream) = match (ctx.table.as_deref(), ctx.decision) {
+        (Some(t), Some(d)) => (
+            t.route_name(&d),
+            ctx.upstream.map_or("-", |u| t.upstream_name(u)),
+        ),
+        _ => ("-", "-"),
+    };
+    let request_id = ctx
+        .request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info!(
+        target: "ficus::access",
+        request_id,
+        method = %req.method,
+        path = req.uri.path(),
+        route,
+        upstream,
+        status,
+        fell_back = ctx.fell_back,
+        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+        bytes = session.body_bytes_sent(),
+        error = e.map(|e| e.etype().as_str()),
+    );
+}
+
+async fn write_error(
+    session: &mut Session,
+    code: u16,
+    request_id: Option<&HeaderValue>,
+) -> Result<()> {
+    let body = errors::body_for(code);
+    let mut resp = ResponseHeader::build(code, Some(4))?;
+    resp.insert_header(CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(CONTENT_LENGTH, body.len())?;
+    if let Some(id) = request_id {
+        resp.insert_header(headers::X_REQUEST_ID, id.clone())?;
+    }
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+        .await
+}

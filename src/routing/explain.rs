@@ -1,0 +1,225 @@
+//! The trace behind a decision: every route tried in file order and why it matched or not, the
+//! chosen upstream and split bucket, and what would be mirrored or sent as a webhook.
+//! `ficus explain` prints it as text or JSON; the admin API serves the JSON.
+
+use serde::Serialize;
+
+use super::split::{in_sample, sticky_hash};
+use super::{Decision, LazyVersion, Miss, RequestHead, Route, RouteTable, Target};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub client_version: Option<ExplainedVersion>,
+    pub routes: Vec<RouteTrial>,
+    /// The winning route's name, or `default`.
+    pub route: String,
+    pub upstream: String,
+    pub split: Option<ExplainedSplit>,
+    pub fallback: Option<String>,
+    pub shadow: Option<ExplainedShadow>,
+    pub webhook: Option<ExplainedWebhook>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedVersion {
+    pub version: String,
+    pub source: super::VersionOrigin,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteTrial {
+    pub route: String,
+    pub matched: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedSplit {
+    pub weights: Vec<(String, u32)>,
+    pub sticky: Option<String>,
+    /// False when the request carried no sticky key and the side was drawn at random.
+    pub keyed: bool,
+    pub bucket: u64,
+    pub buckets: u64,
+    pub chosen: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedShadow {
+    pub upstream: String,
+    pub percent: f64,
+    /// `yes`, `no`, or `sampled` (mirrored with probability `percent`).
+    pub mirrored: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedWebhook {
+    pub event: String,
+    pub url: String,
+    pub on_status: String,
+}
+
+impl RouteTable {
+    /// Explains how this request is routed. Tries routes in file order without the index, so the
+    /// trace lists every route before the winner.
+    pub fn explain(&self, req: &RequestHead) -> Explanation {
+        let mut version = LazyVersion::new(&self.client_version, req.headers);
+        let mut routes = Vec::new();
+        let mut winner = None;
+        for (i, route) in self.routes.iter().enumerate() {
+            let outcome = route.check(req, &mut version);
+            routes.push(RouteTrial {
+                route: route.name.clone(),
+                matched: outcome.is_ok(),
+                reason: reason(route, req, outcome.as_ref().err()),
+            });
+            if outcome.is_ok() {
+                winner = Some(i);
+                break;
+            }
+        }
+        let client_version = version.get().map(|(v, origin)| ExplainedVersion {
+            version: v.to_string(),
+            source: *origin,
+        });
+        let decision = match winner {
+            Some(i) => self.decision_for(i, req),
+            None => Decision {
+                route: None,
+                upstream: self.default_upstream,
+                split: None,
+            },
+        };
+        let route = decision.route.map(|i| &self.routes[i]);
+        Explanation {
+            method: req.method.to_string(),
+            path: req.path.to_string(),
+            query: req.query.map(str::to_string),
+            client_version,
+            routes,
+            route: self.route_name(&decision).to_string(),
+            upstream: self.upstream_name(decision.upstream).to_string(),
+            split: route.and_then(|r| self.explain_split(r, &decision)),
+            fallback: route
+                .and_then(|r| r.fallback)
+                .map(|id| self.upstream_name(id).to_string()),
+            shadow: route.and_then(|r| self.explain_shadow(r, req)),
+            webhook: route
+                .and_then(|r| r.webhook.as_ref())
+                .map(|w| ExplainedWebhook {
+                    event: w.event.clone(),
+                    url: w.url.clone(),
+                    on_status: match w.on_status {
+                        super::StatusClass::Class(c) => format!("{c}xx"),
+                        super::StatusClass::Exact(code) => code.to_string(),
+                    },
+                }),
+        }
+    }
+
+    fn explain_split(&self, route: &Route, decision: &Decision) -> Option<ExplainedSplit> {
+        let (Target::Split(split), Some(choice)) = (&route.target, decision.split) else {
+            return None;
+        };
+        Some(ExplainedSplit {
+            weights: split
+                .sides
+                .iter()
+                .map(|(id, w)| (self.upstream_name(*id).to_string(), *w))
+                .collect(),
+            sticky: split.sticky.as_ref().map(|s| s.describe()),
+            keyed: choice.keyed,
+            bucket: choice.point,
+            buckets: choice.total,
+            chosen: self.upstream_name(choice.upstream).to_string(),
+        })
+    }
+
+    fn explain_shadow(&self, route: &Route, req: &RequestHead) -> Option<ExplainedShadow> {
+        let spec = route.shadow.as_ref()?;
+        let (mirrored, reason) = if !spec.methods.contains(req.method) {
+            ("no", format!("method {} is not mirrored", req.method))
+        } else if spec.percent <= 0.0 {
+            ("no", "percent is 0".to_string())
+        } else if spec.percent >= 100.0 {
+            ("yes", "every request is mirrored".to_string())
+        } else {
+            match spec
+                .sticky
+                .as_ref()
+                .and_then(|k| sticky_hash(k, req.headers, req.client_ip))
+            {
+                Some(h) if in_sample(h, spec.percent) => {
+                    ("yes", "the sticky key is in the sample".to_string())
+                }
+                Some(_) => ("no", "the sticky key is outside the sample".to_string()),
+                None => (
+                    "sampled",
+                    format!("mirrored with probability {}%", spec.percent),
+                ),
+            }
+        };
+        Some(ExplainedShadow {
+            upstream: self.upstream_name(spec.upstream).to_string(),
+            percent: spec.percent,
+            mirrored,
+            reason,
+        })
+    }
+}
+
+fn reason(route: &Route, req: &RequestHead, miss: Option<&Miss>) -> String {
+    let Some(miss) = miss else {
+        let mut parts = vec![format!("path {} matches {}", req.path, route.path.source())];
+        if route.methods.is_some() {
+            parts.push(format!("method {}", req.method));
+        }
+        if let Some(r) = &route.client_version {
+            parts.push(format!("client version satisfies {}", r.source()));
+        }
+        parts.extend(
+            route
+                .headers
+                .iter()
+                .map(|h| format!("header {}", h.describe())),
+        );
+        parts.extend(
+            route
+                .query
+                .iter()
+                .map(|q| format!("query {}={}", q.name, q.value)),
+        );
+        parts.extend(
+            route
+                .cookies
+                .iter()
+                .map(|c| format!("cookie {}={}", c.name, c.value)),
+        );
+        return format!("matched: {}", parts.join(", "));
+    };
+    match miss {
+        Miss::Path => format!("path {} does not match {}", req.path, route.path.source()),
+        Miss::Method => {
+            let allowed: Vec<&str> = route.methods.iter().flatten().map(|m| m.as_str()).collect();
+            format!("method {} is not one of {}", req.method, allowed.join(", "))
+        }
+        Miss::NoVersion => "no readable client version".to_string(),
+        Miss::Version(v) => format!(
+            "client version {v} does not satisfy {}",
+            route.client_version.as_ref().map_or("", |r| r.source())
+        ),
+        Miss::Header(i) => format!("header {} not present", route.headers[*i].describe()),
+        Miss::Query(i) => {
+            let q = &route.query[*i];
+            format!("query {}={} not present", q.name, q.value)
+        }
+        Miss::Cookie(i) => {
+            let c = &route.cookies[*i];
+            format!("cookie {}={} not present", c.name, c.value)
+        }
+    }
+}
