@@ -1,0 +1,343 @@
+//! The `ficus` command line (CONTRACT section 1), run as the real binary: `check` reports every
+//! error of a table as `FILE:LINE:COL: message` and exits 1, or prints a one-line summary and
+//! exits 0; `explain` names the winning route and upstream, as text or JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ficus-cli-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write a test file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ficus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ficus"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run the ficus binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts the command did not print a panic or a backtrace.
+fn assert_no_panic(out: &Output) {
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    for bad in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "stack backtrace",
+        "internal error",
+    ] {
+        assert!(!all.contains(bad), "the output contains {bad:?}:\n{all}");
+    }
+}
+
+/// The 1-based line of the first occurrence of `marker` in `text`, after `after` lines.
+fn line_of(text: &str, marker: &str, after: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(after)
+        .find(|(_, l)| l.contains(marker))
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("{marker:?} is not in the test file"))
+}
+
+const BAD: &str = r#"[proxy]
+listen = "127.0.0.1:18080"
+default = "legacy"
+
+[upstreams.legacy]
+url = "http://127.0.0.1:8001"
+conect_timeout = "1s"
+
+[upstreams.orders]
+url = "http://127.0.0.1:8002"
+read_timeout = "soon"
+
+[[routes]]
+name = "orders-read"
+path_regex = "^/api/(orders"
+upstream = "nowhere"
+
+[[routes]]
+name = "canary"
+path = "/api/orders"
+client_version = ">=2.3.0 <<3"
+split = { orders = 0, legacy = 90 }
+
+[[routes]]
+name = "orders-read"
+path = "/x"
+upstream = "legacy"
+"#;
+
+#[test]
+fn check_reports_every_error_with_its_file_line_and_column() {
+    let dir = TempDir::new();
+    let path = dir.write("bad.toml", BAD);
+    let path_text = path.display().to_string();
+    let out = ficus(&["check", &path_text]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit status of check on a bad file"
+    );
+    assert_no_panic(&out);
+    let printed = format!("{}{}", text(&out.stdout), text(&out.stderr));
+
+    // (line, a word its message must contain), for each error in the file.
+    let expected = [
+        (line_of(BAD, "conect_timeout", 0), "conect_timeout"),
+        (line_of(BAD, "\"soon\"", 0), "soon"),
+        (line_of(BAD, "path_regex", 0), "regex"),
+        (line_of(BAD, "nowhere", 0), "nowhere"),
+        (line_of(BAD, "<<3", 0), "semver"),
+        (line_of(BAD, "orders = 0", 0), "weight"),
+        (line_of(BAD, "orders-read", 14), "duplicate"),
+    ];
+    let mut reported = Vec::new();
+    for line in printed.lines().filter(|l| !l.trim().is_empty()) {
+        let rest = line
+            .strip_prefix(&format!("{path_text}:"))
+            .unwrap_or_else(|| panic!("not FILE:LINE:COL: message: {line:?}\n{printed}"));
+        let mut parts = rest.splitn(3, ':');
+        let line_no: usize = parts
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no line in {line:?}"));
+        let col: usize = parts
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no column in {line:?}"));
+        let message = parts.next().unwrap_or_default().to_string();
+        assert!(col >= 1, "{line:?}");
+        reported.push((line_no, col, message));
+    }
+    for (line_no, word) in expected {
+        assert!(
+            reported
+                .iter()
+                .any(|(l, _, m)| *l == line_no && m.contains(word)),
+            "no error at line {line_no} mentioning {word:?}:\n{printed}"
+        );
+    }
+    let expected_lines: Vec<usize> = expected.iter().map(|(l, _)| *l).collect();
+    for (l, _, m) in &reported {
+        assert!(
+            expected_lines.contains(l),
+            "an error at line {l} where none was planted: {m}"
+        );
+    }
+    // An unknown key is reported where the key starts.
+    let unknown = reported
+        .iter()
+        .find(|(_, _, m)| m.contains("conect_timeout"))
+        .expect("unknown key");
+    assert_eq!(unknown.1, 1, "column of the unknown key");
+}
+
+#[test]
+fn check_of_a_toml_syntax_error_points_at_it() {
+    let dir = TempDir::new();
+    let path = dir.write("syntax.toml", "[proxy]\ndefault = \"legacy\"\nlisten = \n");
+    let path_text = path.display().to_string();
+    let out = ficus(&["check", &path_text]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_panic(&out);
+    let printed = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(printed.starts_with(&format!("{path_text}:3:")), "{printed}");
+}
+
+#[test]
+fn check_of_a_missing_file_exits_1_and_names_it() {
+    let dir = TempDir::new();
+    let path = dir.0.join("does-not-exist.toml");
+    let path_text = path.display().to_string();
+    let out = ficus(&["check", &path_text]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_panic(&out);
+    assert!(
+        text(&out.stderr).contains(&path_text),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+const GOOD: &str = r#"[proxy]
+listen = "127.0.0.1:18080"
+default = "legacy"
+
+[upstreams.legacy]
+url = "http://127.0.0.1:8001"
+
+[upstreams.orders]
+url = "http://127.0.0.1:8002"
+
+[[routes]]
+name = "health"
+path = "/healthz"
+upstream = "legacy"
+
+[[routes]]
+name = "orders-read"
+path = "/api/orders/*"
+methods = ["GET", "HEAD"]
+client_version = ">=2.3.0, <3"
+upstream = "orders"
+fallback = "legacy"
+
+[[routes]]
+name = "orders-canary"
+path = "/api/orders"
+methods = ["POST"]
+split = { orders = 10, legacy = 90 }
+sticky = "header:x-user-id"
+"#;
+
+#[test]
+fn check_of_a_valid_file_prints_the_summary_and_exits_0() {
+    let dir = TempDir::new();
+    let path = dir.write("good.toml", GOOD);
+    let out = ficus(&["check", &path.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "ok: 3 routes, 2 upstreams");
+}
+
+/// Guards the shipped example: it must always validate.
+#[test]
+fn the_shipped_routes_toml_validates() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("routes.toml");
+    let out = ficus(&["check", &shipped.display().to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let summary = text(&out.stdout);
+    assert!(
+        summary.starts_with("ok: ") && summary.contains(" routes, "),
+        "{summary}"
+    );
+}
+
+/// The value after `label:` on the line of the text report that starts with it.
+fn field<'a>(report: &'a str, label: &str) -> Option<&'a str> {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{label}:")))
+        .map(str::trim)
+}
+
+#[test]
+fn explain_names_the_winning_route_and_upstream() {
+    let dir = TempDir::new();
+    let config = dir.write("routes.toml", GOOD).display().to_string();
+    let out = ficus(&[
+        "explain",
+        "--config",
+        &config,
+        "GET",
+        "/api/orders/7",
+        "-H",
+        "x-client-version: 2.5.0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert_eq!(field(&report, "route"), Some("orders-read"), "{report}");
+    assert_eq!(field(&report, "upstream"), Some("orders"), "{report}");
+    // The route tried before the winner is listed with why it did not match.
+    assert!(report.contains("health"), "{report}");
+
+    // Without a readable version the route does not match and the default answers.
+    let out = ficus(&["explain", "--config", &config, "GET", "/api/orders/7"]);
+    assert_eq!(out.status.code(), Some(0));
+    let report = text(&out.stdout);
+    assert_eq!(field(&report, "upstream"), Some("legacy"), "{report}");
+    assert_ne!(field(&report, "route"), Some("orders-read"), "{report}");
+}
+
+#[test]
+fn explain_json_lists_every_route_tried_with_the_reason() {
+    let dir = TempDir::new();
+    let config = dir.write("routes.toml", GOOD).display().to_string();
+    let out = ficus(&[
+        "explain",
+        "--config",
+        &config,
+        "--json",
+        "GET",
+        "/api/orders/7",
+        "-H",
+        "x-client-version: 2.5.0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("explain --json is not JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(json["route"], "orders-read");
+    assert_eq!(json["upstream"], "orders");
+    let routes = json["routes"].as_array().expect("routes is an array");
+    let tried: Vec<(&str, bool)> = routes
+        .iter()
+        .map(|r| {
+            let reason = r["reason"].as_str().expect("each route has a reason");
+            assert!(!reason.is_empty());
+            (
+                r["route"].as_str().expect("route name"),
+                r["matched"].as_bool().expect("matched"),
+            )
+        })
+        .collect();
+    assert_eq!(tried, vec![("health", false), ("orders-read", true)]);
+
+    // A POST to the split route: the JSON says which side it lands on, the same every time.
+    let args = [
+        "explain",
+        "--config",
+        &config,
+        "--json",
+        "POST",
+        "/api/orders",
+        "-H",
+        "x-user-id: 42",
+    ];
+    let first: serde_json::Value = serde_json::from_slice(&ficus(&args).stdout).expect("JSON");
+    let again: serde_json::Value = serde_json::from_slice(&ficus(&args).stdout).expect("JSON");
+    assert_eq!(first["route"], "orders-canary");
+    assert!(
+        first["upstream"] == "orders" || first["upstream"] == "legacy",
+        "{first}"
+    );
+    assert_eq!(
+        first["upstream"], again["upstream"],
+        "a sticky split is stable"
+    );
+}

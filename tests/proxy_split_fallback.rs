@@ -1,0 +1,268 @@
+//! Weighted sticky splits and fallback (CONTRACT section 2): a split sends its share of users to
+//! each side and keeps every user on one side; a route whose upstream fails replays the request
+//! to its fallback when the method allows it.
+
+mod support;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+
+use support::{body_hash, client, closed_url, served_by, Echoed, Ficus, Upstream};
+
+const USERS: usize = 2000;
+
+fn split_table(sticky: &str) -> String {
+    format!(
+        r#"
+[proxy]
+default = "legacy"
+
+[upstreams.legacy]
+url = "${{legacy}}"
+
+[upstreams.orders]
+url = "${{orders}}"
+
+[[routes]]
+name = "orders-canary"
+path = "/api/orders"
+split = {{ orders = 10, legacy = 90 }}
+sticky = "{sticky}"
+"#
+    )
+}
+
+/// Sends every user's request twice and returns, per user, the two sides that answered.
+async fn ask_every_user_twice(
+    request: impl Fn(usize) -> reqwest::RequestBuilder,
+) -> Vec<(String, String)> {
+    futures_util::stream::iter(0..USERS)
+        .map(|user| {
+            let first = request(user);
+            let second = request(user);
+            async move {
+                let a = served_by(&first.send().await.expect("first request"));
+                let b = served_by(&second.send().await.expect("second request"));
+                (a, b)
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await
+}
+
+/// The share of users that reached `orders` is 10% within 3 points, every user stayed on one
+/// side, and the upstreams' own counters agree with what the clients saw.
+fn assert_sticky_ten_percent(sides: &[(String, String)], orders: &Upstream, legacy: &Upstream) {
+    for (user, (a, b)) in sides.iter().enumerate() {
+        assert!(
+            a == "orders" || a == "legacy",
+            "user {user} answered by {a}"
+        );
+        assert_eq!(a, b, "user {user} moved between sides");
+    }
+    let to_orders = sides.iter().filter(|(a, _)| a == "orders").count();
+    let share = to_orders as f64 / USERS as f64;
+    assert!(
+        (0.07..=0.13).contains(&share),
+        "share of users on orders: {share:.3}"
+    );
+    assert_eq!(orders.hits(), 2 * to_orders);
+    assert_eq!(legacy.hits(), 2 * (USERS - to_orders));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_sticky_split_sends_ten_percent_of_users_and_keeps_each_on_one_side() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let orders = Upstream::builder("orders").echo().start().await;
+    let ficus = Ficus::start(
+        &split_table("header:x-user-id"),
+        &[legacy.var(), orders.var()],
+    )
+    .await;
+    let c = client();
+    let url = ficus.url("/api/orders");
+    let sides = ask_every_user_twice(|user| {
+        c.post(&url)
+            .header("x-user-id", format!("user-{user}"))
+            .body("{}")
+    })
+    .await;
+    assert_sticky_ten_percent(&sides, &orders, &legacy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_sticky_split_sends_ten_percent_of_users_and_keeps_each_on_one_side() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let orders = Upstream::builder("orders").echo().start().await;
+    let ficus = Ficus::start(&split_table("cookie:uid"), &[legacy.var(), orders.var()]).await;
+    let c = client();
+    let url = ficus.url("/api/orders");
+    let sides = ask_every_user_twice(|user| {
+        c.get(&url)
+            .header("cookie", format!("theme=dark; uid=u{user}x"))
+    })
+    .await;
+    assert_sticky_ten_percent(&sides, &orders, &legacy);
+}
+
+/// `orders` is `orders_url`; `/api/orders/*` goes there and falls back to legacy; `/unsafe/*`
+/// likewise with `fallback_unsafe = true`.
+fn fallback_table(read_timeout: Option<&str>) -> String {
+    let timeout = read_timeout
+        .map(|t| format!("read_timeout = \"{t}\""))
+        .unwrap_or_default();
+    format!(
+        r#"
+[proxy]
+default = "legacy"
+
+[upstreams.legacy]
+url = "${{legacy}}"
+
+[upstreams.orders]
+url = "${{orders}}"
+{timeout}
+
+[[routes]]
+name = "orders"
+path = "/api/orders/*"
+upstream = "orders"
+fallback = "legacy"
+
+[[routes]]
+name = "orders-writes"
+path = "/unsafe/*"
+upstream = "orders"
+fallback = "legacy"
+fallback_unsafe = true
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_falls_back_when_the_upstream_refuses_connections() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let ficus = Ficus::start(
+        &fallback_table(None),
+        &[legacy.var(), ("orders", closed_url())],
+    )
+    .await;
+    let resp = client()
+        .get(ficus.url("/api/orders/7?x=1"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(served_by(&resp), "legacy");
+    let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
+    assert_eq!(
+        (echoed.method.as_str(), echoed.path.as_str()),
+        ("GET", "/api/orders/7")
+    );
+    assert_eq!(echoed.query.as_deref(), Some("x=1"));
+    assert_eq!(legacy.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_does_not_fall_back_without_fallback_unsafe() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let ficus = Ficus::start(
+        &fallback_table(None),
+        &[legacy.var(), ("orders", closed_url())],
+    )
+    .await;
+    let resp = client()
+        .post(ficus.url("/api/orders/7"))
+        .header("content-type", "application/json")
+        .body(r#"{"qty":1}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        legacy.hits(),
+        0,
+        "a POST was replayed without fallback_unsafe"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_falls_back_with_fallback_unsafe_and_the_whole_body_is_replayed() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let ficus = Ficus::start(
+        &fallback_table(None),
+        &[legacy.var(), ("orders", closed_url())],
+    )
+    .await;
+    let body: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| i.to_le_bytes())
+        .take(30_000)
+        .collect();
+    let resp = client()
+        .post(ficus.url("/unsafe/orders"))
+        .header("content-type", "application/octet-stream")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(served_by(&resp), "legacy");
+    let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
+    assert_eq!(echoed.method, "POST");
+    assert_eq!(echoed.body_len, body.len());
+    assert_eq!(echoed.body_hash, body_hash(&body));
+    assert_eq!(legacy.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_falls_back_when_the_upstream_answers_503() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let orders = Upstream::builder("orders").status(503).start().await;
+    let ficus = Ficus::start(&fallback_table(None), &[legacy.var(), orders.var()]).await;
+    let resp = client()
+        .get(ficus.url("/api/orders/7"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(served_by(&resp), "legacy");
+    let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
+    assert_eq!(echoed.path, "/api/orders/7");
+    assert_eq!((orders.hits(), legacy.hits()), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_from_the_upstream_is_not_a_reason_to_fall_back() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let orders = Upstream::builder("orders").status(404).start().await;
+    let ficus = Ficus::start(&fallback_table(None), &[legacy.var(), orders.var()]).await;
+    let resp = client()
+        .get(ficus.url("/api/orders/7"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(served_by(&resp), "orders");
+    assert_eq!(resp.text().await.expect("body"), "orders answers 404\n");
+    assert_eq!(legacy.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_falls_back_when_the_upstream_does_not_answer_in_time() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let orders = Upstream::builder("orders").hang().start().await;
+    let ficus = Ficus::start(
+        &fallback_table(Some("300ms")),
+        &[legacy.var(), orders.var()],
+    )
+    .await;
+    let resp = client()
+        .get(ficus.url("/api/orders/7"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(served_by(&resp), "legacy");
+    assert_eq!((orders.hits(), legacy.hits()), (1, 1));
+}
