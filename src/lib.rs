@@ -13,10 +13,14 @@
 //! step that validates everything in one pass and builds the immutable table). [`server`] wires the
 //! Pingora server; [`cli`] implements `check` and `explain`; [`demo`] runs the embedded demo.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod lifecycle;
+pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod upstream;

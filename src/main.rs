@@ -89,7 +89,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let table = ficus::config::load_file(&config)
                 .map_err(|e| anyhow::anyhow!("invalid route table:\n{e}"))?;
             init_logging(table.proxy.log_format);
-            ficus::server::run(table, upgrade)?;
+            ficus::server::run(table, &config, upgrade)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { file } => Ok(match ficus::cli::check(&file) {

@@ -1,8 +1,9 @@
-//! Wires the Pingora server: one proxy service per process, listening on `proxy.listen`, reading
-//! the shared route table. `ficus run` blocks in [`run`]; tests and `ficus demo` use [`spawn`],
-//! which serves from a background thread until the returned handle is shut down.
+//! Wires the Pingora server: the proxy on `proxy.listen`, the admin API on `proxy.admin`, and the
+//! reload watcher, all reading one shared route table. `ficus run` blocks in [`run`]; tests and
+//! `ficus demo` use [`spawn`], which serves from a background thread until shut down.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,26 +14,46 @@ use async_trait::async_trait;
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 
+use crate::admin::Admin;
+use crate::lifecycle::{Lifecycle, Signals};
 use crate::proxy::{Ficus, SharedTable};
-use crate::routing::{ProxySettings, RouteTable};
+use crate::reload::{ReloadService, Reloader};
+use crate::routing::RouteTable;
 
 /// How long a graceful shutdown lets runtimes finish after the grace period.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+/// File events closer together than this are one change.
+const DEBOUNCE_QUIET: Duration = Duration::from_millis(150);
+/// A change is applied at the latest this long after its first event, even if events go on.
+const DEBOUNCE_MAX_WAIT: Duration = Duration::from_millis(600);
 
-/// Builds the Pingora server for these settings, serving `table`.
-pub fn build(
-    table: SharedTable,
-    settings: &ProxySettings,
-    upgrade: bool,
-) -> anyhow::Result<Server> {
+/// A built server and the state its services share.
+pub struct Built {
+    pub server: Server,
+    pub table: SharedTable,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+/// Builds the Pingora server for `table`. With `config_path`, the file is watched and reloadable.
+pub fn build(table: RouteTable, config_path: Option<&Path>, upgrade: bool) -> anyhow::Result<Built> {
+    let settings = table.proxy.clone();
+    let token = match &settings.admin_token_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            _ => bail!("admin_token_env names {var}, but {var} is not set (or empty): set it to the admin API's bearer token"),
+        },
+    };
     let threads = settings
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let data_dir = &settings.data_dir;
     let conf = ServerConf {
         threads,
-        grace_period_seconds: Some(settings.grace_period.as_secs()),
+        grace_period_seconds: Some(settings.grace_period.saturating_sub(settings.shutdown_delay).as_secs()),
         graceful_shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT_SECS),
         upgrade_sock: data_dir.join("upgrade.sock").to_string_lossy().into_owned(),
         pid_file: data_dir.join("ficus.pid").to_string_lossy().into_owned(),
@@ -44,17 +65,43 @@ pub fn build(
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    let mut service = http_proxy_service(&server.configuration, Ficus::new(table));
+
+    let shared: SharedTable = Arc::new(ArcSwap::from_pointee(table));
+    let lifecycle = Arc::new(Lifecycle::default());
+    let reloader = config_path.map(|p| Arc::new(Reloader::new(p.to_path_buf(), shared.clone())));
+
+    let mut proxy = http_proxy_service(&server.configuration, Ficus::new(shared.clone()));
     for addr in &settings.listen {
-        service.add_tcp(&addr.to_string());
+        proxy.add_tcp(&addr.to_string());
     }
-    server.add_service(service);
-    Ok(server)
+    server.add_service(proxy);
+
+    if let Some(addr) = settings.admin {
+        let admin = Admin::new(shared.clone(), reloader.clone(), lifecycle.clone(), token);
+        let mut service = Service::new("admin".to_string(), admin);
+        service.add_tcp(&addr.to_string());
+        server.add_service(service);
+    }
+    if let Some(reloader) = reloader {
+        server.add_service(background_service(
+            "reload",
+            ReloadService {
+                reloader,
+                quiet: DEBOUNCE_QUIET,
+                max_wait: DEBOUNCE_MAX_WAIT,
+            },
+        ));
+    }
+    Ok(Built {
+        server,
+        table: shared,
+        lifecycle,
+    })
 }
 
 /// Fails with a one-line reason when a listen address is taken, before Pingora tries to bind it.
-pub fn check_ports_free(listen: &[SocketAddr]) -> anyhow::Result<()> {
-    for addr in listen {
+pub fn check_ports_free(addrs: &[SocketAddr]) -> anyhow::Result<()> {
+    for addr in addrs {
         if let Err(e) = TcpListener::bind(addr) {
             bail!("cannot listen on {addr}: {e}");
         }
@@ -62,25 +109,37 @@ pub fn check_ports_free(listen: &[SocketAddr]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves until SIGTERM (graceful: waits `grace_period`), SIGINT (fast) or SIGQUIT (hands the
-/// sockets to a new process started with `--upgrade`).
-pub fn run(table: RouteTable, upgrade: bool) -> anyhow::Result<()> {
-    let settings = table.proxy.clone();
+fn all_addresses(table: &RouteTable) -> Vec<SocketAddr> {
+    table.proxy.listen.iter().copied().chain(table.proxy.admin).collect()
+}
+
+/// `ficus run`: serves the table in `config_path` until SIGTERM (graceful), SIGINT (fast) or
+/// SIGQUIT (hands the sockets to a new process started with `--upgrade`).
+pub fn run(table: RouteTable, config_path: &Path, upgrade: bool) -> anyhow::Result<()> {
     if !upgrade {
-        check_ports_free(&settings.listen)?;
+        check_ports_free(&all_addresses(&table))?;
     }
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
-    let shared = Arc::new(ArcSwap::from_pointee(table));
-    let server = build(shared, &settings, upgrade)?;
-    server.run(RunArgs::default());
+    let data_dir = table.proxy.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    let shutdown_delay = table.proxy.shutdown_delay;
+    let built = build(table, Some(config_path), upgrade)?;
+    let signals = Signals {
+        lifecycle: built.lifecycle.clone(),
+        shutdown_delay,
+    };
+    built.server.run(RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
     Ok(())
 }
 
 /// A server running on a background thread (tests and `ficus demo`).
 pub struct Running {
     pub listen: SocketAddr,
+    pub admin: Option<SocketAddr>,
     pub table: SharedTable,
+    pub lifecycle: Arc<Lifecycle>,
     stop: Option<tokio::sync::oneshot::Sender<ShutdownSignal>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -98,19 +157,30 @@ impl ShutdownSignalWatch for ChannelShutdown {
     }
 }
 
-/// Starts serving `table` on a background thread and returns once the first listen address
-/// accepts connections.
+/// Starts serving `table` on a background thread and returns once the proxy (and the admin API,
+/// if configured) accept connections.
 pub fn spawn(table: RouteTable) -> anyhow::Result<Running> {
-    let settings = table.proxy.clone();
-    let listen = *settings
+    spawn_inner(table, None)
+}
+
+/// Like [`spawn`] for the table in a file, which is then watched and reloadable.
+pub fn spawn_file(path: &Path) -> anyhow::Result<Running> {
+    let table = crate::config::load_file(path).map_err(|e| anyhow::anyhow!("invalid route table:\n{e}"))?;
+    spawn_inner(table, Some(path.to_path_buf()))
+}
+
+fn spawn_inner(table: RouteTable, path: Option<PathBuf>) -> anyhow::Result<Running> {
+    let listen = *table
+        .proxy
         .listen
         .first()
         .context("the table has no listen address")?;
-    check_ports_free(&settings.listen)?;
-    let shared: SharedTable = Arc::new(ArcSwap::from_pointee(table));
-    let server = build(shared.clone(), &settings, false)?;
+    let admin = table.proxy.admin;
+    check_ports_free(&all_addresses(&table))?;
+    let built = build(table, path.as_deref(), false)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let watch = ChannelShutdown(tokio::sync::Mutex::new(Some(rx)));
+    let server = built.server;
     let thread = std::thread::Builder::new()
         .name("ficus-server".into())
         .spawn(move || {
@@ -121,11 +191,15 @@ pub fn spawn(table: RouteTable) -> anyhow::Result<Running> {
         .context("cannot start the server thread")?;
     let running = Running {
         listen,
-        table: shared,
+        admin,
+        table: built.table,
+        lifecycle: built.lifecycle,
         stop: Some(tx),
         thread: Some(thread),
     };
-    wait_until_accepting(listen, Duration::from_secs(10))?;
+    for addr in std::iter::once(listen).chain(admin) {
+        wait_until_accepting(addr, Duration::from_secs(10))?;
+    }
     Ok(running)
 }
 
@@ -133,9 +207,7 @@ pub fn spawn(table: RouteTable) -> anyhow::Result<Running> {
 /// says nothing when it is done.
 pub fn wait_until_accepting(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
     let target = match addr.ip() {
-        ip if ip.is_unspecified() => {
-            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-        }
+        ip if ip.is_unspecified() => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()),
         _ => addr,
     };
     let deadline = Instant::now() + limit;

@@ -237,5 +237,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         default_upstream,
         routes,
         index,
+        version: String::new(),
+        loaded_at: std::time::SystemTime::now(),
     })
 }

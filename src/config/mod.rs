@@ -68,13 +68,21 @@ pub fn load_str(text: &str, file_label: &str) -> Result<RouteTable, ConfigErrors
     let table = compile::validate(&raw, text, &mut problems)
         .and_then(|plan| compile::build(plan, &mut problems));
     match table {
-        Some(table) if problems.is_empty() => Ok(table),
+        Some(mut table) if problems.is_empty() => {
+            table.version = version_of(text);
+            Ok(table)
+        }
         _ if problems.is_empty() => Err(fail(vec![Problem::new(
             0..0,
             "the route table could not be built",
         )])),
         _ => Err(fail(problems.into_sorted())),
     }
+}
+
+/// The table's version: a hash of its text, so the same file always has the same version.
+pub fn version_of(text: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
 /// The one-line summary `ficus check` prints for a valid table: `ok: 12 routes, 3 upstreams`.

@@ -43,6 +43,7 @@ pub(crate) fn settings(
         default,
         data_dir,
         grace_period,
+        shutdown_delay,
         threads,
         log_format,
     } = raw.get_ref();
@@ -86,6 +87,16 @@ pub(crate) fn settings(
         Some(d) => Some(PathBuf::from(d.get_ref())),
     };
     let grace_period = ctx.duration(grace_period.as_ref(), DEFAULT_GRACE_PERIOD);
+    let delay_parsed = ctx.duration(shutdown_delay.as_ref(), Duration::ZERO);
+    if let (Some(grace), Some(delay), Some(raw_delay)) = (grace_period, delay_parsed, shutdown_delay.as_ref().map(|d| d.span())) {
+        if !delay.is_zero() && delay >= grace {
+            ctx.problems.hinted(
+                raw_delay,
+                format!("shutdown_delay ({delay:?}) must be shorter than grace_period ({grace:?})"),
+                "the delay is spent inside the grace period: SIGTERM turns /readyz to 503, keeps serving for shutdown_delay, then drains requests in flight for the rest",
+            );
+        }
+    }
     let threads = match threads {
         None => Some(None),
         Some(t) => {
@@ -129,6 +140,7 @@ pub(crate) fn settings(
             admin_token_env: admin_token_env?,
             data_dir: data_dir?,
             grace_period: grace_period?,
+            shutdown_delay: delay_parsed?,
             threads: threads?,
             log_format: log_format?,
         },

@@ -59,6 +59,7 @@ pub(crate) struct RawProxy {
     pub default: Option<Spanned<String>>,
     pub data_dir: Option<Spanned<String>>,
     pub grace_period: Option<Spanned<String>>,
+    pub shutdown_delay: Option<Spanned<String>>,
     pub threads: Option<Spanned<Scalar>>,
     pub log_format: Option<Spanned<String>>,
 }

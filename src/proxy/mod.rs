@@ -27,6 +27,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
+use crate::metrics::metrics;
 use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
 use fallback::Attempt;
 
@@ -179,6 +180,7 @@ impl ProxyHttp for Ficus {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        count_upstream_failure(ctx, e.etype());
         if fallback::fallback_for(&ctx.attempt(session)).is_some() {
             ctx.fell_back = true;
             e.set_retry(true);
@@ -195,6 +197,9 @@ impl ProxyHttp for Ficus {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        if matches!(e.esource(), pingora::ErrorSource::Upstream) {
+            count_upstream_failure(ctx, e.etype());
+        }
         let attempt = ctx.attempt(session);
         if fallback::is_upstream_failure(e.etype(), e.esource())
             && fallback::fallback_for(&attempt).is_some()
@@ -227,6 +232,8 @@ impl ProxyHttp for Ficus {
         for name in headers::response_hop_by_hop(&upstream_response.headers) {
             upstream_response.remove_header(&name);
         }
+        // Pingora 0.9 drops HTTP/1 trailers, so do not announce any.
+        upstream_response.remove_header(&http::header::TRAILER);
         Ok(())
     }
 
@@ -249,7 +256,7 @@ impl ProxyHttp for Ficus {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        access_log(session, e, ctx);
+        finish_request(session, e, ctx);
     }
 
     async fn fail_to_proxy(
@@ -271,17 +278,59 @@ impl ProxyHttp for Ficus {
     }
 }
 
-/// The access-log line: one per request.
-fn access_log(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+/// Counts a failed connection or a timeout against the upstream of the current attempt.
+fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
+    let (Some(table), Some(id)) = (ctx.table.as_deref(), ctx.upstream) else {
+        return;
+    };
+    let name = table.upstream_name(id);
+    let m = metrics();
+    match etype {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout => {
+            m.upstream_timeouts.with_label_values(&[name]).inc()
+        }
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSWantX509Lookup
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError
+        | ErrorType::SocketError
+        | ErrorType::BindError
+        | ErrorType::ConnectProxyFailure => m.upstream_connect_errors.with_label_values(&[name]).inc(),
+        _ => {}
+    }
+}
+
+/// The request's metrics, counted once it is done.
+fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seconds: f64) {
+    let m = metrics();
+    let status = http::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.as_str().to_string());
+    m.requests.with_label_values(&[route, upstream, &status]).inc();
+    m.request_duration.with_label_values(&[route, upstream]).observe(seconds);
+    if fell_back {
+        m.fallbacks.with_label_values(&[route]).inc();
+    }
+}
+
+/// Counts the finished request and writes its access-log line.
+fn finish_request(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let req = session.req_header();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let (route, upstream) = match (ctx.table.as_deref(), ctx.decision) {
         (Some(t), Some(d)) => (
             t.route_name(&d),
-            ctx.upstream.map_or("-", |u| t.upstream_name(u)),
+            ctx.upstream.map_or("none", |u| t.upstream_name(u)),
         ),
-        _ => ("-", "-"),
+        _ => (crate::metrics::DEFAULT_ROUTE, "none"),
     };
+    let status = match (status, e) {
+        (0, Some(e)) => errors::status_for(e.etype(), e.esource()),
+        (s, _) => s,
+    };
+    let duration = ctx.started.elapsed().as_secs_f64();
+    count_request(route, upstream, status, ctx.fell_back, duration);
     let request_id = ctx
         .request_id
         .as_ref()
@@ -296,7 +345,7 @@ fn access_log(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         upstream,
         status,
         fell_back = ctx.fell_back,
-        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = duration * 1000.0,
         bytes = session.body_bytes_sent(),
         error = e.map(|e| e.etype().as_str()),
     );

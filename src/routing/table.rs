@@ -34,6 +34,9 @@ pub struct RouteTable {
     /// Routes in file order: the first that matches wins.
     pub routes: Vec<Route>,
     pub index: RouteIndex,
+    /// A hash of the file's text (see [`crate::config::version_of`]).
+    pub version: String,
+    pub loaded_at: std::time::SystemTime,
 }
 
 /// `[proxy]`: process-wide settings. `listen`, `admin` and `threads` cannot change live.
@@ -44,6 +47,9 @@ pub struct ProxySettings {
     pub admin_token_env: Option<String>,
     pub data_dir: std::path::PathBuf,
     pub grace_period: Duration,
+    /// After SIGTERM, how long `/readyz` says 503 while ficus keeps serving, before it stops
+    /// accepting and drains (spent inside `grace_period`).
+    pub shutdown_delay: Duration,
     /// `None`: the number of cores.
     pub threads: Option<usize>,
     pub log_format: LogFormat,

@@ -1,0 +1,356 @@
+//! Hot reload: every trigger (a change in the table's directory, SIGHUP, `POST /api/reload`) goes
+//! through [`Reloader::reload`], which reads, validates and compiles the file off the request path
+//! and swaps the one shared table whole. A request in flight keeps the table it loaded.
+//!
+//! Each reload has a named outcome, counted in `ficus_config_reloads_total{result}`: `ok` (the new
+//! table is serving), `unchanged` (same text as the running table) or `rejected` (the running table
+//! stays; the errors are logged once per distinct failure, not once per file event). Settings that
+//! only take effect at start (`listen`, `admin`, `admin_token_env`, `threads`, `data_dir`,
+//! `log_format`) cannot change live: a table that changes one is rejected with a message saying a
+//! restart (or `ficus run --upgrade`) is needed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::config;
+use crate::metrics::metrics;
+use crate::proxy::SharedTable;
+use crate::routing::{ProxySettings, RouteTable};
+
+/// What one reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied { version: String },
+    Unchanged { version: String },
+    Rejected { errors: Vec<String> },
+}
+
+impl Outcome {
+    /// The `result` label of `ficus_config_reloads_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Applied { .. } => "ok",
+            Outcome::Unchanged { .. } => "unchanged",
+            Outcome::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+/// What asked for a reload (for the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    FileChange,
+    Sighup,
+    Api,
+}
+
+/// Reloads the table at `path` into the shared table.
+pub struct Reloader {
+    path: PathBuf,
+    table: SharedTable,
+    /// Serializes reloads, and remembers the last rejection so it is logged once.
+    last_rejection: Mutex<Option<Vec<String>>>,
+}
+
+impl Reloader {
+    pub fn new(path: PathBuf, table: SharedTable) -> Self {
+        record_loaded(&table.load());
+        Reloader {
+            path,
+            table,
+            last_rejection: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads and applies the file now. Blocking (file I/O and DNS): call it off the async
+    /// threads, e.g. with `spawn_blocking`.
+    pub fn reload(&self, trigger: Trigger) -> Outcome {
+        let mut last_rejection = match self.last_rejection.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let outcome = self.try_reload();
+        metrics().reloads.with_label_values(&[outcome.label()]).inc();
+        match &outcome {
+            Outcome::Applied { version } => {
+                *last_rejection = None;
+                let table = self.table.load();
+                record_loaded(&table);
+                tracing::info!(?trigger, version, routes = table.routes.len(), "route table applied");
+            }
+            Outcome::Unchanged { version } => {
+                tracing::debug!(?trigger, version, "route table unchanged");
+            }
+            Outcome::Rejected { errors } => {
+                if last_rejection.as_ref() == Some(errors) {
+                    tracing::debug!(?trigger, "route table still rejected for the same errors");
+                } else {
+                    for e in errors {
+                        tracing::warn!(?trigger, "route table rejected, the running table stays: {e}");
+                    }
+                    *last_rejection = Some(errors.clone());
+                }
+            }
+        }
+        outcome
+    }
+
+    fn try_reload(&self) -> Outcome {
+        let label = self.path.display().to_string();
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) => {
+                return Outcome::Rejected {
+                    errors: vec![format!("{label}:1:1: cannot read {label}: {e}")],
+                }
+            }
+        };
+        let current = self.table.load_full();
+        let version = config::version_of(&text);
+        if version == current.version {
+            return Outcome::Unchanged { version };
+        }
+        let new = match config::load_str(&text, &label) {
+            Ok(t) => t,
+            Err(errors) => {
+                return Outcome::Rejected {
+                    errors: errors.0.iter().map(|d| d.to_string()).collect(),
+                }
+            }
+        };
+        let restart_only = restart_only_changes(&current.proxy, &new.proxy);
+        if !restart_only.is_empty() {
+            return Outcome::Rejected {
+                errors: restart_only
+                    .into_iter()
+                    .map(|key| {
+                        format!("{label}: [proxy] {key} changed; it cannot change live: restart ficus (or start a new one with `ficus run --upgrade`) to apply it")
+                    })
+                    .collect(),
+            };
+        }
+        self.table.store(Arc::new(new));
+        Outcome::Applied { version }
+    }
+}
+
+fn record_loaded(table: &RouteTable) {
+    let m = metrics();
+    m.routes.set(table.routes.len() as i64);
+    let at = table
+        .loaded_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    m.last_reload_success.set(at);
+}
+
+/// The `[proxy]` keys whose change needs a restart.
+pub fn restart_only_changes(old: &ProxySettings, new: &ProxySettings) -> Vec<&'static str> {
+    let ProxySettings {
+        listen,
+        admin,
+        admin_token_env,
+        data_dir,
+        grace_period: _,
+        shutdown_delay: _,
+        threads,
+        log_format,
+    } = old;
+    let mut changed = Vec::new();
+    if *listen != new.listen {
+        changed.push("listen");
+    }
+    if *admin != new.admin {
+        changed.push("admin");
+    }
+    if *admin_token_env != new.admin_token_env {
+        changed.push("admin_token_env");
+    }
+    if *data_dir != new.data_dir {
+        changed.push("data_dir");
+    }
+    if *threads != new.threads {
+        changed.push("threads");
+    }
+    if *log_format != new.log_format {
+        changed.push("log_format");
+    }
+    changed
+}
+
+/// Waits for a burst of events to end: returns after the first event once `quiet` has passed with
+/// no further event, or `max_wait` after the first event if they keep coming. `None` when the
+/// channel closed with nothing pending.
+pub async fn debounce<T>(rx: &mut mpsc::Receiver<T>, quiet: Duration, max_wait: Duration) -> Option<()> {
+    rx.recv().await?;
+    let deadline = tokio::time::Instant::now() + max_wait;
+    loop {
+        let wait = quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(_)) if tokio::time::Instant::now() < deadline => continue,
+            Ok(Some(_)) | Ok(None) | Err(_) => return Some(()),
+        }
+    }
+}
+
+/// The names in the table's directory whose change can change the table: the file itself, the
+/// target of a symlink to it, and Kubernetes' `..data` swaps.
+fn relevant(event: &notify::Event, names: &[std::ffi::OsString]) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    let kind_matters = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    };
+    kind_matters
+        && event.paths.iter().any(|p| {
+            p.file_name().is_some_and(|n| {
+                names.iter().any(|want| want == n) || n.to_string_lossy().starts_with("..")
+            })
+        })
+}
+
+/// Watches the directory of the table (and of its symlink target) and sends one message per
+/// relevant file event. The returned watcher must be kept alive.
+pub fn watch(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let mut dirs = Vec::new();
+    let mut names = Vec::new();
+    let parent = |p: &Path| match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    dirs.push(parent(path));
+    names.extend(path.file_name().map(|n| n.to_os_string()));
+    if let Ok(target) = std::fs::canonicalize(path) {
+        let dir = parent(&target);
+        if !dirs.contains(&dir) && !dir.starts_with(&dirs[0]) {
+            dirs.push(dir);
+        }
+        names.extend(target.file_name().map(|n| n.to_os_string()));
+    }
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+        Ok(e) if relevant(&e, &names) => {
+            // A full channel already holds a pending change: nothing is lost by dropping this.
+            let _ = tx.try_send(());
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("watching the route table: {e}"),
+    })?;
+    for dir in &dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
+    Ok(watcher)
+}
+
+/// The background task of `ficus run`: reloads on a change in the table's directory (debounced)
+/// and on SIGHUP, until shutdown.
+pub struct ReloadService {
+    pub reloader: Arc<Reloader>,
+    pub quiet: Duration,
+    pub max_wait: Duration,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let _watcher = match watch(self.reloader.path(), tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(
+                    "cannot watch {}: {e}; reload with SIGHUP or POST /api/reload",
+                    self.reloader.path().display()
+                );
+                None
+            }
+        };
+        let mut watching = _watcher.is_some();
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!("cannot listen for SIGHUP: {e}");
+                None
+            }
+        };
+        loop {
+            let trigger = tokio::select! {
+                fired = debounce(&mut rx, self.quiet, self.max_wait), if watching => match fired {
+                    Some(()) => Trigger::FileChange,
+                    None => {
+                        watching = false;
+                        continue;
+                    }
+                },
+                Some(_) = async { hup.as_mut()?.recv().await } => Trigger::Sighup,
+                _ = shutdown.changed() => return,
+            };
+            let reloader = self.reloader.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || reloader.reload(trigger)).await {
+                tracing::error!("reload failed: {e}");
+            }
+        }
+    }
+}
+
+/// A time as RFC 3339 (seconds precision, UTC), for JSON.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_events_fires_once_after_it_ends() {
+        let (tx, mut rx) = mpsc::channel(256);
+        let quiet = Duration::from_millis(100);
+        let feeder = tokio::spawn(async move {
+            for _ in 0..20 {
+                tx.send(()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tx
+        });
+        let start = tokio::time::Instant::now();
+        assert_eq!(debounce(&mut rx, quiet, Duration::from_secs(1)).await, Some(()));
+        let elapsed = start.elapsed();
+        // The last event came at 190 ms; the reload fires 100 ms of quiet later.
+        assert!(elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(300), "{elapsed:?}");
+        let tx = feeder.await.unwrap();
+        drop(tx);
+        assert_eq!(debounce(&mut rx, quiet, Duration::from_secs(1)).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn endless_events_still_fire_by_max_wait() {
+        let (tx, mut rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            while tx.send(()).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let start = tokio::time::Instant::now();
+        debounce(&mut rx, Duration::from_millis(100), Duration::from_millis(500)).await;
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(600), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_single_event_fires_after_the_quiet_period() {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(()).await.unwrap();
+        let start = tokio::time::Instant::now();
+        debounce(&mut rx, Duration::from_millis(100), Duration::from_secs(1)).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+    }
+}
