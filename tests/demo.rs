@@ -1,0 +1,150 @@
+//! `ficus demo` does what it prints: every curl line is answered by the upstream its comment
+//! names, and the sticky split keeps each user on one side.
+
+use std::net::{SocketAddr, TcpListener};
+
+use ficus::demo::{Demo, DemoStep, SERVED_BY};
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+async fn start_demo() -> Demo {
+    tokio::task::spawn_blocking(|| ficus::demo::start(free_addr()))
+        .await
+        .unwrap()
+        .expect("the demo starts")
+}
+
+async fn stop_demo(demo: Demo) {
+    tokio::task::spawn_blocking(move || drop(demo))
+        .await
+        .unwrap();
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Sends the request `step.curl` describes; returns `x-served-by` and the JSON body.
+async fn send(
+    client: &reqwest::Client,
+    demo: &Demo,
+    step: &DemoStep,
+) -> (String, serde_json::Value) {
+    let mut request = client.request(
+        step.method.clone(),
+        format!("{}{}", demo.proxy_url, step.path),
+    );
+    if let Some((name, value)) = &step.header {
+        request = request.header(*name, value);
+    }
+    if let Some(body) = step.body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", step.curl));
+    assert_eq!(response.status(), 200, "{}", step.curl);
+    let served_by = response
+        .headers()
+        .get(SERVED_BY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no {SERVED_BY} header: {}", step.curl))
+        .to_string();
+    let body = response.bytes().await.unwrap();
+    (served_by, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_printed_curl_line_is_answered_by_the_upstream_it_names() {
+    let demo = start_demo().await;
+    let client = client();
+    assert!(
+        demo.steps.len() >= 8,
+        "the demo shows routing, a split, fallback and the default"
+    );
+    for step in &demo.steps {
+        assert!(
+            step.curl
+                .contains(&format!("{}{}", demo.proxy_url, step.path)),
+            "{}",
+            step.curl
+        );
+        let (served_by, body) = send(&client, &demo, step).await;
+        assert_eq!(
+            served_by, step.expect_served_by,
+            "{}: {}",
+            step.what, step.curl
+        );
+        assert_eq!(body["served_by"], step.expect_served_by, "{}", step.curl);
+        assert_eq!(body["method"], step.method.as_str(), "{}", step.curl);
+        assert!(
+            body["x-request-id"].is_string(),
+            "ficus adds x-request-id: {}",
+            step.curl
+        );
+    }
+    let sides: Vec<&str> = demo
+        .steps
+        .iter()
+        .filter(|s| s.path == "/api/orders" && s.method == "POST")
+        .map(|s| s.expect_served_by)
+        .collect();
+    assert_eq!(
+        sides,
+        ["orders", "legacy"],
+        "the split shows one user on each side"
+    );
+    assert!(demo.banner().contains(&demo.steps[0].curl));
+    stop_demo(demo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_user_always_lands_on_the_same_side_of_the_split() {
+    let demo = start_demo().await;
+    let client = client();
+    let split = demo
+        .steps
+        .iter()
+        .find(|s| s.path == "/api/orders" && s.method == "POST")
+        .expect("a split step")
+        .clone();
+    let mut seen = std::collections::HashSet::new();
+    for n in 0..24 {
+        let user = format!("someone-{n}");
+        let step = DemoStep {
+            header: Some(("x-user-id", user.clone())),
+            ..split.clone()
+        };
+        let (first, _) = send(&client, &demo, &step).await;
+        for _ in 0..4 {
+            let (again, _) = send(&client, &demo, &step).await;
+            assert_eq!(again, first, "{user} moved from {first} to {again}");
+        }
+        seen.insert(first);
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "24 users at 50/50 reach both sides: {seen:?}"
+    );
+    stop_demo(demo).await;
+}
+
+#[test]
+fn a_taken_port_is_reported_in_one_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = match ficus::demo::start(taken.local_addr().unwrap()) {
+        Ok(_) => panic!("the demo started on a taken port"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
