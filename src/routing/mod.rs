@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod explain;
 pub mod index;
 pub mod path;
+pub mod pattern;
 pub mod split;
 pub mod table;
 pub mod version;

@@ -3,7 +3,7 @@
 //!
 //! Paths are compared as the client sent them (percent-encoding untouched, query excluded).
 
-use regex::Regex;
+use super::pattern::Pattern;
 
 #[derive(Debug, Clone)]
 pub struct PathPattern {
@@ -22,7 +22,7 @@ enum Kind {
         segments: Vec<Segment>,
         tail: bool,
     },
-    Regex(Regex),
+    Regex(Pattern),
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ impl PathPattern {
 
     /// Compiles a `path_regex` value.
     pub fn regex(pattern: &str) -> Result<PathPattern, String> {
-        let re = Regex::new(pattern).map_err(|e| format!("bad path_regex: {e}"))?;
+        let re = Pattern::new(pattern).map_err(|e| format!("bad path_regex: {e}"))?;
         Ok(PathPattern {
             kind: Kind::Regex(re),
             source: pattern.to_string(),
