@@ -50,8 +50,8 @@ pub struct RequestCtx {
     table: Option<Arc<RouteTable>>,
     decision: Option<Decision>,
     request_id: Option<HeaderValue>,
-    /// The current attempt goes to the route's fallback upstream.
-    fell_back: bool,
+    /// Set once the request is replayed: the route's fallback upstream.
+    fallback: Option<UpstreamId>,
     response_started: bool,
     upstream: Option<UpstreamId>,
     started: Instant,
@@ -66,7 +66,7 @@ impl RequestCtx {
                 .zip(self.decision.and_then(|d| d.route))
                 .and_then(|(t, i)| t.routes.get(i)),
             method: &session.req_header().method,
-            fell_back: self.fell_back,
+            fell_back: self.fallback.is_some(),
             response_started: self.response_started,
             body_truncated: session.as_ref().retry_buffer_truncated(),
         }
@@ -89,7 +89,7 @@ impl ProxyHttp for Ficus {
             table: None,
             decision: None,
             request_id: None,
-            fell_back: false,
+            fallback: None,
             response_started: false,
             upstream: None,
             started: Instant::now(),
@@ -125,21 +125,13 @@ impl ProxyHttp for Ficus {
 
     async fn upstream_peer(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let (Some(table), Some(decision)) = (ctx.table.as_ref(), ctx.decision) else {
             return Error::e_explain(ErrorType::InternalError, "no routing decision");
         };
-        let id = if ctx.fell_back {
-            fallback::fallback_for(&Attempt {
-                fell_back: false,
-                ..ctx.attempt(session)
-            })
-            .unwrap_or(decision.upstream)
-        } else {
-            decision.upstream
-        };
+        let id = ctx.fallback.unwrap_or(decision.upstream);
         ctx.upstream = Some(id);
         table
             .upstreams
@@ -181,8 +173,8 @@ impl ProxyHttp for Ficus {
         mut e: Box<Error>,
     ) -> Box<Error> {
         count_upstream_failure(ctx, e.etype());
-        if fallback::fallback_for(&ctx.attempt(session)).is_some() {
-            ctx.fell_back = true;
+        if let Some(to) = fallback::fallback_for(&ctx.attempt(session)) {
+            ctx.fallback = Some(to);
             e.set_retry(true);
         }
         e
@@ -201,10 +193,10 @@ impl ProxyHttp for Ficus {
             count_upstream_failure(ctx, e.etype());
         }
         let attempt = ctx.attempt(session);
-        if fallback::is_upstream_failure(e.etype(), e.esource())
-            && fallback::fallback_for(&attempt).is_some()
-        {
-            ctx.fell_back = true;
+        let replay_to = fallback::fallback_for(&attempt)
+            .filter(|_| fallback::is_upstream_failure(e.etype(), e.esource()));
+        if let Some(to) = replay_to {
+            ctx.fallback = Some(to);
             e.set_retry(true);
         } else if !attempt.method.is_idempotent() || attempt.body_truncated || ctx.response_started
         {
@@ -330,7 +322,7 @@ fn finish_request(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         (s, _) => s,
     };
     let duration = ctx.started.elapsed().as_secs_f64();
-    count_request(route, upstream, status, ctx.fell_back, duration);
+    count_request(route, upstream, status, ctx.fallback.is_some(), duration);
     let request_id = ctx
         .request_id
         .as_ref()
@@ -344,7 +336,7 @@ fn finish_request(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         route,
         upstream,
         status,
-        fell_back = ctx.fell_back,
+        fell_back = ctx.fallback.is_some(),
         duration_ms = duration * 1000.0,
         bytes = session.body_bytes_sent(),
         error = e.map(|e| e.etype().as_str()),
