@@ -131,7 +131,8 @@ impl Reloader {
                 errors: restart_only
                     .into_iter()
                     .map(|key| {
-                        format!("{label}: [proxy] {key} changed; it cannot change live: restart ficus (or start a new one with `ficus run --upgrade`) to apply it")
+                        let (line, col) = locate_proxy_key(&text, key);
+                        format!("{label}:{line}:{col}: [proxy] {key} changed; it cannot change live: restart ficus (or start a new one with `ficus run --upgrade`) to apply it")
                     })
                     .collect(),
             };
@@ -150,6 +151,30 @@ fn record_loaded(table: &RouteTable) {
         .unwrap_or_default()
         .as_secs_f64();
     m.last_reload_success.set(at);
+}
+
+/// Where `key` is set in the `[proxy]` section of `text` (1-based line and column), or the
+/// section header when the key was removed, or 1:1 when there is no such section.
+fn locate_proxy_key(text: &str, key: &str) -> (usize, usize) {
+    let mut in_proxy = false;
+    let mut header = (1, 1);
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            in_proxy = trimmed.starts_with("[proxy]");
+            if in_proxy {
+                header = (i + 1, line.len() - trimmed.len() + 1);
+            }
+            continue;
+        }
+        let sets_key = trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        if in_proxy && sets_key {
+            return (i + 1, line.len() - trimmed.len() + 1);
+        }
+    }
+    header
 }
 
 /// The `[proxy]` keys whose change needs a restart.
@@ -232,7 +257,15 @@ pub fn watch(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::Recomm
     names.extend(path.file_name().map(|n| n.to_os_string()));
     if let Ok(target) = std::fs::canonicalize(path) {
         let dir = parent(&target);
-        if !dirs.contains(&dir) && !dir.starts_with(&dirs[0]) {
+        let link_dir = std::fs::canonicalize(&dirs[0]).unwrap_or_else(|_| dirs[0].clone());
+        // A Kubernetes ConfigMap's `..2026_xx` directory is replaced by swapping `..data` in the
+        // watched directory, so it needs no watch of its own; any other target directory does.
+        let swapped_in = dir
+            .strip_prefix(&link_dir)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with(".."));
+        if dir != link_dir && !swapped_in {
             dirs.push(dir);
         }
         names.extend(target.file_name().map(|n| n.to_os_string()));
@@ -309,6 +342,14 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_only_errors_point_at_the_key_or_the_section() {
+        let text = "[upstreams.a]\nurl = \"http://x\"\n[proxy]\n  admin_token_env = \"T\"\n  admin = \"127.0.0.1:1\"\n";
+        assert_eq!(locate_proxy_key(text, "admin"), (5, 3));
+        assert_eq!(locate_proxy_key(text, "listen"), (3, 1));
+        assert_eq!(locate_proxy_key("x = 1", "listen"), (1, 1));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_events_fires_once_after_it_ends() {

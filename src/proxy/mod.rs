@@ -295,15 +295,21 @@ fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
     }
 }
 
-/// The request's metrics, counted once it is done.
+/// The request's metrics, counted once it is done. The request counter goes last, so a scrape
+/// that sees a request counted also sees its duration and fallback.
 fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seconds: f64) {
     let m = metrics();
-    let status = http::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.as_str().to_string());
-    m.requests.with_label_values(&[route, upstream, &status]).inc();
-    m.request_duration.with_label_values(&[route, upstream]).observe(seconds);
+    m.request_duration
+        .with_label_values(&[route, upstream])
+        .observe(seconds);
     if fell_back {
         m.fallbacks.with_label_values(&[route]).inc();
     }
+    let status = http::StatusCode::from_u16(status)
+        .map_or_else(|_| status.to_string(), |s| s.as_str().to_string());
+    m.requests
+        .with_label_values(&[route, upstream, &status])
+        .inc();
 }
 
 /// Counts the finished request and writes its access-log line.
