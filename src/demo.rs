@@ -25,6 +25,7 @@ pub const SERVED_BY: &str = "x-served-by";
 const TABLE: &str = r#"
 [proxy]
 listen = "{listen}"
+admin = "{admin}"                 # the admin API and the migration dashboard
 default = "legacy"                # the catch-all: whatever no route claims stays on legacy
 data_dir = {data_dir}
 threads = 2
@@ -112,6 +113,8 @@ pub struct DemoStep {
 /// A running demo; dropping it stops the apps and ficus.
 pub struct Demo {
     pub proxy_url: String,
+    /// The admin API; its `/` is the migration dashboard.
+    pub admin_url: String,
     pub legacy_url: String,
     pub orders_url: String,
     /// The route table, as loaded, for `ficus explain --config`.
@@ -156,9 +159,13 @@ impl Demo {
         });
         out + &format!(
             "Why a request went where it did:\n  {} explain --config {} GET /api/orders/42 \
-             -H 'x-client-version: 2.1'\n\nCtrl-C stops the demo.\n",
+             -H 'x-client-version: 2.1'\n\nThe migration dashboard: {}/  (metrics: {}/metrics, \
+             routes: {}/api/routes)\n\nCtrl-C stops the demo.\n",
             exe.as_deref().unwrap_or("ficus"),
-            self.table_file.display()
+            self.table_file.display(),
+            self.admin_url,
+            self.admin_url,
+            self.admin_url
         )
     }
 }
@@ -191,10 +198,12 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
     let orders = serve(&apps, ORDERS)?;
     // A port that was free a moment ago and that nothing listens on: the "down" reports service.
     let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let admin = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let data_dir = std::env::temp_dir().join("ficus-demo");
     let data_dir_toml = toml::Value::String(data_dir.display().to_string()).to_string();
     let text = TABLE
         .replace("{listen}", &listen.to_string())
+        .replace("{admin}", &admin.to_string())
         .replace("{data_dir}", &data_dir_toml)
         .replace("{legacy}", &legacy.port().to_string())
         .replace("{orders}", &orders.port().to_string())
@@ -212,6 +221,7 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
     })?;
     Ok(Demo {
         proxy_url,
+        admin_url: format!("http://{admin}"),
         legacy_url: format!("http://{legacy}"),
         orders_url: format!("http://{orders}"),
         table_file,

@@ -41,24 +41,46 @@ pub struct Metrics {
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    requests: counter_vec(REQUESTS_TOTAL, "Requests answered, by route, upstream and status", &["route", "upstream", "status"]),
-    request_duration: register(
-        HistogramVec::new(
-            HistogramOpts::new(REQUEST_DURATION_SECONDS, "Time from the request head to the end of the response")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-            &["route", "upstream"],
-        ),
+    requests: counter_vec(
+        REQUESTS_TOTAL,
+        "Requests answered, by route, upstream and status",
+        &["route", "upstream", "status"],
     ),
-    fallbacks: counter_vec(FALLBACKS_TOTAL, "Requests replayed to their route's fallback upstream", &["route"]),
-    reloads: counter_vec(CONFIG_RELOADS_TOTAL, "Route table reloads by outcome", &["result"]),
-    last_reload_success: register(Gauge::new(CONFIG_LAST_RELOAD_SUCCESS, "Unix time the running route table was loaded")),
+    request_duration: register(HistogramVec::new(
+        HistogramOpts::new(
+            REQUEST_DURATION_SECONDS,
+            "Time from the request head to the end of the response",
+        )
+        .buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]),
+        &["route", "upstream"],
+    )),
+    fallbacks: counter_vec(
+        FALLBACKS_TOTAL,
+        "Requests replayed to their route's fallback upstream",
+        &["route"],
+    ),
+    reloads: counter_vec(
+        CONFIG_RELOADS_TOTAL,
+        "Route table reloads by outcome",
+        &["result"],
+    ),
+    last_reload_success: register(Gauge::new(
+        CONFIG_LAST_RELOAD_SUCCESS,
+        "Unix time the running route table was loaded",
+    )),
     routes: register(IntGauge::new(ROUTES, "Routes in the running table")),
     upstream_connect_errors: counter_vec(
         UPSTREAM_CONNECT_ERRORS_TOTAL,
         "Connections to an upstream that failed (refused, unreachable, TLS)",
         &["upstream"],
     ),
-    upstream_timeouts: counter_vec(UPSTREAM_TIMEOUTS_TOTAL, "Upstream connect or read timeouts", &["upstream"]),
+    upstream_timeouts: counter_vec(
+        UPSTREAM_TIMEOUTS_TOTAL,
+        "Upstream connect or read timeouts",
+        &["upstream"],
+    ),
 });
 
 /// The process-wide metrics.

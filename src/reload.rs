@@ -77,13 +77,21 @@ impl Reloader {
             Err(poisoned) => poisoned.into_inner(),
         };
         let outcome = self.try_reload();
-        metrics().reloads.with_label_values(&[outcome.label()]).inc();
+        metrics()
+            .reloads
+            .with_label_values(&[outcome.label()])
+            .inc();
         match &outcome {
             Outcome::Applied { version } => {
                 *last_rejection = None;
                 let table = self.table.load();
                 record_loaded(&table);
-                tracing::info!(?trigger, version, routes = table.routes.len(), "route table applied");
+                tracing::info!(
+                    ?trigger,
+                    version,
+                    routes = table.routes.len(),
+                    "route table applied"
+                );
             }
             Outcome::Unchanged { version } => {
                 tracing::debug!(?trigger, version, "route table unchanged");
@@ -93,7 +101,10 @@ impl Reloader {
                     tracing::debug!(?trigger, "route table still rejected for the same errors");
                 } else {
                     for e in errors {
-                        tracing::warn!(?trigger, "route table rejected, the running table stays: {e}");
+                        tracing::warn!(
+                            ?trigger,
+                            "route table rejected, the running table stays: {e}"
+                        );
                     }
                     *last_rejection = Some(errors.clone());
                 }
@@ -214,7 +225,11 @@ pub fn restart_only_changes(old: &ProxySettings, new: &ProxySettings) -> Vec<&'s
 /// Waits for a burst of events to end: returns after the first event once `quiet` has passed with
 /// no further event, or `max_wait` after the first event if they keep coming. `None` when the
 /// channel closed with nothing pending.
-pub async fn debounce<T>(rx: &mut mpsc::Receiver<T>, quiet: Duration, max_wait: Duration) -> Option<()> {
+pub async fn debounce<T>(
+    rx: &mut mpsc::Receiver<T>,
+    quiet: Duration,
+    max_wait: Duration,
+) -> Option<()> {
     rx.recv().await?;
     let deadline = tokio::time::Instant::now() + max_wait;
     loop {
@@ -270,14 +285,15 @@ pub fn watch(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::Recomm
         }
         names.extend(target.file_name().map(|n| n.to_os_string()));
     }
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-        Ok(e) if relevant(&e, &names) => {
-            // A full channel already holds a pending change: nothing is lost by dropping this.
-            let _ = tx.try_send(());
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!("watching the route table: {e}"),
-    })?;
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(e) if relevant(&e, &names) => {
+                // A full channel already holds a pending change: nothing is lost by dropping this.
+                let _ = tx.try_send(());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("watching the route table: {e}"),
+        })?;
     for dir in &dirs {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
@@ -363,10 +379,16 @@ mod tests {
             tx
         });
         let start = tokio::time::Instant::now();
-        assert_eq!(debounce(&mut rx, quiet, Duration::from_secs(1)).await, Some(()));
+        assert_eq!(
+            debounce(&mut rx, quiet, Duration::from_secs(1)).await,
+            Some(())
+        );
         let elapsed = start.elapsed();
         // The last event came at 190 ms; the reload fires 100 ms of quiet later.
-        assert!(elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(300), "{elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_millis(290) && elapsed < Duration::from_millis(300),
+            "{elapsed:?}"
+        );
         let tx = feeder.await.unwrap();
         drop(tx);
         assert_eq!(debounce(&mut rx, quiet, Duration::from_secs(1)).await, None);
@@ -381,9 +403,17 @@ mod tests {
             }
         });
         let start = tokio::time::Instant::now();
-        debounce(&mut rx, Duration::from_millis(100), Duration::from_millis(500)).await;
+        debounce(
+            &mut rx,
+            Duration::from_millis(100),
+            Duration::from_millis(500),
+        )
+        .await;
         let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(600), "{elapsed:?}");
+        assert!(
+            elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(600),
+            "{elapsed:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -38,7 +38,11 @@ pub struct Built {
 }
 
 /// Builds the Pingora server for `table`. With `config_path`, the file is watched and reloadable.
-pub fn build(table: RouteTable, config_path: Option<&Path>, upgrade: bool) -> anyhow::Result<Built> {
+pub fn build(
+    table: RouteTable,
+    config_path: Option<&Path>,
+    upgrade: bool,
+) -> anyhow::Result<Built> {
     let settings = table.proxy.clone();
     let token = match &settings.admin_token_env {
         None => None,
@@ -53,7 +57,12 @@ pub fn build(table: RouteTable, config_path: Option<&Path>, upgrade: bool) -> an
     let data_dir = &settings.data_dir;
     let conf = ServerConf {
         threads,
-        grace_period_seconds: Some(settings.grace_period.saturating_sub(settings.shutdown_delay).as_secs()),
+        grace_period_seconds: Some(
+            settings
+                .grace_period
+                .saturating_sub(settings.shutdown_delay)
+                .as_secs(),
+        ),
         graceful_shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT_SECS),
         upgrade_sock: data_dir.join("upgrade.sock").to_string_lossy().into_owned(),
         pid_file: data_dir.join("ficus.pid").to_string_lossy().into_owned(),
@@ -110,7 +119,13 @@ pub fn check_ports_free(addrs: &[SocketAddr]) -> anyhow::Result<()> {
 }
 
 fn all_addresses(table: &RouteTable) -> Vec<SocketAddr> {
-    table.proxy.listen.iter().copied().chain(table.proxy.admin).collect()
+    table
+        .proxy
+        .listen
+        .iter()
+        .copied()
+        .chain(table.proxy.admin)
+        .collect()
 }
 
 /// `ficus run`: serves the table in `config_path` until SIGTERM (graceful), SIGINT (fast) or
@@ -165,7 +180,8 @@ pub fn spawn(table: RouteTable) -> anyhow::Result<Running> {
 
 /// Like [`spawn`] for the table in a file, which is then watched and reloadable.
 pub fn spawn_file(path: &Path) -> anyhow::Result<Running> {
-    let table = crate::config::load_file(path).map_err(|e| anyhow::anyhow!("invalid route table:\n{e}"))?;
+    let table =
+        crate::config::load_file(path).map_err(|e| anyhow::anyhow!("invalid route table:\n{e}"))?;
     spawn_inner(table, Some(path.to_path_buf()))
 }
 
@@ -207,7 +223,9 @@ fn spawn_inner(table: RouteTable, path: Option<PathBuf>) -> anyhow::Result<Runni
 /// says nothing when it is done.
 pub fn wait_until_accepting(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
     let target = match addr.ip() {
-        ip if ip.is_unspecified() => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()),
+        ip if ip.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
         _ => addr,
     };
     let deadline = Instant::now() + limit;

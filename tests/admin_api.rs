@@ -291,6 +291,35 @@ async fn unknown_endpoints_get_404_and_wrong_methods_405() {
     );
 }
 
+/// `GET /` is the migration dashboard: an HTML page listing every route, where it sends traffic,
+/// and who served the requests so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_routes_and_who_served_them() {
+    let legacy = Upstream::builder("dlegacy").echo().start().await;
+    let orders = Upstream::builder("dorders").echo().start().await;
+    let routes = "[[routes]]\nname = \"dash-orders\"\npath = \"/orders/*\"\nupstream = \"dorders\"\nfallback = \"dlegacy\"\n";
+    let served = Served::start(&table_with(
+        &[&legacy, &orders],
+        "default = \"dlegacy\"",
+        routes,
+    ))
+    .await;
+    assert_eq!(served.who("/orders/1").await, "dorders");
+    let page = eventually("the request shows on the dashboard", || async {
+        let (status, page) = served.admin_get("/").await;
+        if status == StatusCode::OK && page.contains("dorders: 1") {
+            Ok(page)
+        } else {
+            Err(format!("{status}: {page}"))
+        }
+    })
+    .await;
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    for expected in ["dash-orders", "/orders/*", "dlegacy", ">default<"] {
+        assert!(page.contains(expected), "{expected} missing from {page}");
+    }
+}
+
 /// Requests through three kinds of route, then `/metrics` scraped and parsed: each counter holds
 /// exactly what was sent, labelled with route and upstream names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,7 +128,13 @@ mod tests {
                 ("flag".into(), "".into()),
             ]
         );
-        assert_eq!(query_pairs("a=%zz&b=%4"), vec![("a".into(), "%zz".into()), ("b".into(), "%4".into())]);
-        assert_eq!(query_pairs("a=%\u{e9}x"), vec![("a".into(), "%\u{e9}x".into())]);
+        assert_eq!(
+            query_pairs("a=%zz&b=%4"),
+            vec![("a".into(), "%zz".into()), ("b".into(), "%4".into())]
+        );
+        assert_eq!(
+            query_pairs("a=%\u{e9}x"),
+            vec![("a".into(), "%\u{e9}x".into())]
+        );
     }
 }

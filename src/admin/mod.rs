@@ -1,8 +1,9 @@
 //! The admin API on `proxy.admin` (CONTRACT section 5): health, readiness, metrics, the running
-//! table, reload and explain. [`Admin::handle`] is a plain function of the request head, so it is
+//! table, reload, explain and the migration dashboard. [`Admin::handle`] is a plain function of the request head, so it is
 //! tested without sockets; the Pingora `ServeHttp` impl only adapts it.
 
 pub mod api;
+pub mod dashboard;
 
 use std::sync::Arc;
 
@@ -55,7 +56,12 @@ impl Reply {
 }
 
 impl Admin {
-    pub fn new(table: SharedTable, reloader: Option<Arc<Reloader>>, lifecycle: Arc<Lifecycle>, token: Option<String>) -> Self {
+    pub fn new(
+        table: SharedTable,
+        reloader: Option<Arc<Reloader>>,
+        lifecycle: Arc<Lifecycle>,
+        token: Option<String>,
+    ) -> Self {
         Admin {
             table,
             reloader,
@@ -71,6 +77,11 @@ impl Admin {
         }
         let get = *method == Method::GET || *method == Method::HEAD;
         match path {
+            "/" if get => Reply {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: dashboard::render(&self.table.load()).into_bytes(),
+            },
             "/healthz" if get => Reply {
                 status: 200,
                 content_type: TEXT,
@@ -88,7 +99,7 @@ impl Admin {
             "/api/routes" if get => Reply::json(200, api::routes(&self.table.load())),
             "/api/reload" if *method == Method::POST => self.reload().await,
             "/api/explain" if get => self.explain(uri.query().unwrap_or("")),
-            "/healthz" | "/readyz" | "/metrics" | "/api/routes" | "/api/reload" | "/api/explain" => {
+            "/" | "/healthz" | "/readyz" | "/metrics" | "/api/routes" | "/api/reload" | "/api/explain" => {
                 Reply::error(405, "method not allowed")
             }
             _ => Reply::error(404, "no such endpoint; see /api/routes, /api/reload, /api/explain, /metrics, /healthz, /readyz"),
@@ -96,7 +107,9 @@ impl Admin {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.token else { return true };
+        let Some(token) = &self.token else {
+            return true;
+        };
         let given = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -109,28 +122,44 @@ impl Admin {
         if self.lifecycle.is_draining() {
             Reply::json(503, json!({ "ready": false, "reason": "shutting down" }))
         } else {
-            Reply::json(200, json!({ "ready": true, "version": self.table.load().version }))
+            Reply::json(
+                200,
+                json!({ "ready": true, "version": self.table.load().version }),
+            )
         }
     }
 
     async fn reload(&self) -> Reply {
         let Some(reloader) = self.reloader.clone() else {
-            return Reply::error(409, "this table was not loaded from a file, so there is nothing to reload");
+            return Reply::error(
+                409,
+                "this table was not loaded from a file, so there is nothing to reload",
+            );
         };
-        let outcome = match tokio::task::spawn_blocking(move || reloader.reload(Trigger::Api)).await {
+        let outcome = match tokio::task::spawn_blocking(move || reloader.reload(Trigger::Api)).await
+        {
             Ok(o) => o,
             Err(e) => return Reply::error(500, &format!("reload failed: {e}")),
         };
         match outcome {
-            Outcome::Applied { version } => Reply::json(200, json!({ "ok": true, "version": version, "changed": true })),
-            Outcome::Unchanged { version } => Reply::json(200, json!({ "ok": true, "version": version, "changed": false })),
-            Outcome::Rejected { errors } => Reply::json(422, json!({ "ok": false, "errors": errors })),
+            Outcome::Applied { version } => Reply::json(
+                200,
+                json!({ "ok": true, "version": version, "changed": true }),
+            ),
+            Outcome::Unchanged { version } => Reply::json(
+                200,
+                json!({ "ok": true, "version": version, "changed": false }),
+            ),
+            Outcome::Rejected { errors } => {
+                Reply::json(422, json!({ "ok": false, "errors": errors }))
+            }
         }
     }
 
     /// `GET /api/explain?method=GET&url=/p&header=Name:value[&client_ip=IP]`
     fn explain(&self, query: &str) -> Reply {
-        let (mut method, mut url, mut headers, mut client_ip) = ("GET".to_string(), None, Vec::new(), None);
+        let (mut method, mut url, mut headers, mut client_ip) =
+            ("GET".to_string(), None, Vec::new(), None);
         for (k, v) in api::query_pairs(query) {
             match k.as_str() {
                 "method" => method = v,
@@ -140,11 +169,19 @@ impl Admin {
                     Ok(ip) => client_ip = Some(ip),
                     Err(_) => return Reply::error(400, &format!("invalid client_ip {v:?}")),
                 },
-                other => return Reply::error(400, &format!("unknown parameter {other:?}; use method, url, header, client_ip")),
+                other => {
+                    return Reply::error(
+                        400,
+                        &format!("unknown parameter {other:?}; use method, url, header, client_ip"),
+                    )
+                }
             }
         }
         let Some(url) = url else {
-            return Reply::error(400, "missing url, e.g. /api/explain?method=GET&url=/api/orders/7");
+            return Reply::error(
+                400,
+                "missing url, e.g. /api/explain?method=GET&url=/api/orders/7",
+            );
         };
         match RequestSpec::parse(&method, &url, &headers, client_ip) {
             Ok(spec) => match serde_json::to_value(spec.explain(&self.table.load())) {

@@ -278,9 +278,10 @@ fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
     let name = table.upstream_name(id);
     let m = metrics();
     match etype {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout => {
-            m.upstream_timeouts.with_label_values(&[name]).inc()
-        }
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout => m.upstream_timeouts.with_label_values(&[name]).inc(),
         ErrorType::ConnectRefused
         | ErrorType::ConnectNoRoute
         | ErrorType::ConnectError
@@ -290,7 +291,9 @@ fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
         | ErrorType::HandshakeError
         | ErrorType::SocketError
         | ErrorType::BindError
-        | ErrorType::ConnectProxyFailure => m.upstream_connect_errors.with_label_values(&[name]).inc(),
+        | ErrorType::ConnectProxyFailure => {
+            m.upstream_connect_errors.with_label_values(&[name]).inc()
+        }
         _ => {}
     }
 }
