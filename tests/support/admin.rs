@@ -320,14 +320,7 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
-            // Shutting down joins the server thread: tell a multi-threaded runtime first.
-            let in_multi_thread = tokio::runtime::Handle::try_current()
-                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-            if in_multi_thread {
-                tokio::task::block_in_place(|| running.shutdown());
-            } else {
-                running.shutdown();
-            }
+            crate::support::stop(running);
         }
     }
 }

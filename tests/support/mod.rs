@@ -464,17 +464,22 @@ impl Ficus {
     }
 }
 
+/// Stops a ficus started by [`ficus::server::spawn`]. Shutting down joins the server thread, so
+/// inside a multi-threaded runtime the runtime is told first.
+pub fn stop(running: ficus::server::Running) {
+    let in_multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if in_multi_thread {
+        tokio::task::block_in_place(|| running.shutdown());
+    } else {
+        running.shutdown();
+    }
+}
+
 impl Drop for Ficus {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
-            // Shutting down joins the server thread: tell a multi-threaded runtime first.
-            let in_multi_thread = tokio::runtime::Handle::try_current()
-                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-            if in_multi_thread {
-                tokio::task::block_in_place(|| running.shutdown());
-            } else {
-                running.shutdown();
-            }
+            stop(running);
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
