@@ -63,3 +63,36 @@ impl ShutdownSignalWatch for Signals {
         }
     }
 }
+
+/// How long the proxy keeps serving connections it accepted just before it stopped listening.
+pub const LATE_CLEANUP: Duration = Duration::from_secs(1);
+
+/// Delays the proxy app's cleanup. Pingora runs it as soon as the accept loop ends (SIGTERM after
+/// `shutdown_delay`, or SIGQUIT once the sockets were handed over), and it closes every connection
+/// still waiting for its request head, including ones accepted moments before whose request is on
+/// its way: those clients would see their connection closed with no answer. Waiting a little
+/// before cleaning up lets them be served; the process still exits on time, since Pingora waits
+/// out the grace period anyway.
+pub struct LateCleanup<A> {
+    pub inner: Arc<A>,
+    pub delay: Duration,
+}
+
+#[async_trait]
+impl<A> pingora::apps::ServerApp for LateCleanup<A>
+where
+    A: pingora::apps::ServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        session: pingora::protocols::Stream,
+        shutdown: &pingora::server::ShutdownWatch,
+    ) -> Option<pingora::protocols::Stream> {
+        self.inner.process_new(session, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        tokio::time::sleep(self.delay).await;
+        self.inner.cleanup().await;
+    }
+}

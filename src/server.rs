@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
-use crate::lifecycle::{Lifecycle, Signals};
+use crate::lifecycle::{LateCleanup, Lifecycle, Signals, LATE_CLEANUP};
 use crate::proxy::{Ficus, SharedTable};
 use crate::reload::{ReloadService, Reloader};
 use crate::routing::RouteTable;
@@ -79,7 +78,14 @@ pub fn build(
     let lifecycle = Arc::new(Lifecycle::default());
     let reloader = config_path.map(|p| Arc::new(Reloader::new(p.to_path_buf(), shared.clone())));
 
-    let mut proxy = http_proxy_service(&server.configuration, Ficus::new(shared.clone()));
+    let app = pingora::proxy::http_proxy(&server.configuration, Ficus::new(shared.clone()));
+    let mut proxy = Service::new(
+        "ficus proxy".to_string(),
+        LateCleanup {
+            inner: Arc::new(app),
+            delay: LATE_CLEANUP,
+        },
+    );
     for addr in &settings.listen {
         proxy.add_tcp(&addr.to_string());
     }
