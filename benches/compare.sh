@@ -1,0 +1,621 @@
+#!/usr/bin/env bash
+# ficus against nginx and haproxy, side by side, under the same load: one command on a 2-core
+# Linux (Debian) machine.
+#
+#     benches/compare.sh
+#     ROUNDS=5 DURATION=20s benches/compare.sh
+#     SCENARIOS=passthrough TARGETS="direct nginx ficus" ROUNDS=1 DURATION=3s benches/compare.sh
+#
+# It installs what is missing (nginx, haproxy, wrk, cmake, curl) from Debian's packages, builds
+# ficus with `cargo build --release`, and then, on 127.0.0.1 only:
+#
+#   core 0 (LOAD_CORE)   wrk, and the upstream: one nginx worker answering 200 with a 1 KiB body
+#   core 1 (PROXY_CORE)  the proxy under test, one worker each: nginx, haproxy, ficus
+#
+# Each scenario (see benches/compare/scenarios.sh) is measured against four targets: the upstream
+# directly (the ceiling), nginx, haproxy and ficus. The targets take turns within each round
+# (A B C D A B C D ...), so that a slow drift of the machine hits all of them alike, and each
+# measured run follows an unmeasured warm-up. Per target it reports the medians of requests per
+# second, p50 and p99 latency, and the proxy's CPU time per request; the rate as a percentage of
+# direct; and ficus over nginx for CPU per request and for rps. A run with socket errors or
+# non-2xx responses counts as failed and is left out of the medians.
+#
+# The table goes to stdout; the same data, with every run, to OUT/latest.json.
+#
+# Settings, from the environment:
+#   ROUNDS=3            measured rounds (each target once per round)
+#   DURATION=10s        length of a measured run
+#   WARMUP=2s           length of the unmeasured run before each measured one
+#   CONNECTIONS=50      wrk's open connections (one wrk thread)
+#   SCENARIOS="passthrough routes1000 split"
+#   TARGETS="direct nginx haproxy ficus"
+#   ACCESS_LOG=on       every proxy writes an access-log line per request, to a file; off: none
+#   BASE_PORT=18000     upstream on BASE+1 and BASE+2; nginx BASE+81, haproxy BASE+82, ficus BASE+83
+#   LOAD_CORE=0 PROXY_CORE=1
+#   OUT=target/compare  latest.json, latest.txt, runs.tsv and the configurations used
+#   KEEP_WORK=0         1 keeps the temporary directory (configs, logs, pid files, wrk output);
+#                       it is in /dev/shm when there is one (so are the access logs), else TMPDIR
+#   OTHER_LOAD_WARN=5   flag runs during which other programs took more than this % of a core
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/benches/compare
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-50}
+SCENARIOS=${SCENARIOS:-passthrough routes1000 split}
+TARGETS=${TARGETS:-direct nginx haproxy ficus}
+ACCESS_LOG=${ACCESS_LOG:-on}
+BASE_PORT=${BASE_PORT:-18000}
+LOAD_CORE=${LOAD_CORE:-0}
+PROXY_CORE=${PROXY_CORE:-1}
+OUT=${OUT:-$ROOT/target/compare}
+KEEP_WORK=${KEEP_WORK:-0}
+# Other programs' share of a core (%) above which a run is flagged as disturbed.
+OTHER_LOAD_WARN=${OTHER_LOAD_WARN:-5}
+
+UP_A=$((BASE_PORT + 1))
+UP_B=$((BASE_PORT + 2))
+declare -A PORT=([nginx]=$((BASE_PORT + 81)) [haproxy]=$((BASE_PORT + 82)) [ficus]=$((BASE_PORT + 83)))
+
+# nginx and haproxy live in /usr/sbin, which a user's PATH may lack.
+export PATH=$PATH:/usr/sbin:/sbin
+
+source "$BENCH/scenarios.sh"
+
+say() { printf 'compare: %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+
+# ----------------------------------------------------------------------------------------------
+# Setup: tools and the ficus binary
+# ----------------------------------------------------------------------------------------------
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "need root (or sudo) for: $*"
+    fi
+}
+
+# Installs the missing tools from Debian's packages. The packages' own services (a system nginx
+# on port 80, a system haproxy) are kept from starting with a policy-rc.d that refuses them, so
+# that nothing is left running: the script starts its own processes with its own configs.
+install_missing() {
+    local -A package=([nginx]=nginx [haproxy]=haproxy [wrk]=wrk [cmake]=cmake [curl]=curl [taskset]=util-linux)
+    local missing=() cmd guard="" status=0
+    for cmd in nginx haproxy wrk cmake curl taskset; do
+        command -v "$cmd" >/dev/null || missing+=("${package[$cmd]}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them with"
+    say "installing ${missing[*]}"
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        guard=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$guard" >/dev/null
+        as_root chmod +x "$guard"
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || status=$?
+    if [ "$status" -eq 0 ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || status=$?
+    fi
+    [ -n "$guard" ] && as_root rm -f "$guard"
+    [ "$status" -eq 0 ] || die "apt-get failed installing ${missing[*]}"
+}
+
+build_ficus() {
+    say "building ficus (cargo build --release)"
+    (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+    FICUS_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ficus
+    [ -x "$FICUS_BIN" ] || die "no binary at $FICUS_BIN"
+}
+
+# ----------------------------------------------------------------------------------------------
+# Processes: everything started here is recorded in PIDS and stopped on exit
+# ----------------------------------------------------------------------------------------------
+
+PIDS=()
+WORK=""
+
+# Starts "$@" in the background with its output appended to LOG; its pid is left in STARTED.
+start_bg() {
+    local log=$1
+    shift
+    "$@" >>"$log" 2>&1 &
+    STARTED=$!
+    PIDS+=("$STARTED")
+}
+
+# Stops one process we started: SIG (default TERM), then KILL after 10 s. It is then forgotten,
+# so that cleanup never signals a pid the system has since given to another process.
+stop_pid() {
+    local pid=$1 sig=${2:-TERM} i p rest=()
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
+    PIDS=("${rest[@]}")
+    kill -"$sig" "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [ -n "$WORK" ]; then
+        if [ "$KEEP_WORK" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+    fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until PORT answers HTTP, failing early if PID (the server) has exited.
+wait_ready() {
+    local port=$1 pid=$2 log=$3 i
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || die "the server for port $port exited; its log ($log):
+$(tail -n 20 "$log")"
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && return
+        sleep 0.1
+    done
+    die "nothing answers on port $port after 15 s; see $log"
+}
+
+# Copies TEMPLATE to OUT, replacing @KEY@ for each KEY=VALUE argument and, for each KEY<FILE
+# argument, by FILE's contents (big generated blocks, too big for an environment variable).
+render() {
+    local template=$1 out=$2 arg envs=()
+    shift 2
+    for arg in "$@"; do
+        case $arg in
+            *'<'*) envs+=("RF_${arg%%<*}=${arg#*<}") ;;
+            *) envs+=("RV_$arg") ;;
+        esac
+    done
+    # shellcheck disable=SC2016 # the program is awk's, not the shell's
+    env "${envs[@]}" awk '
+        BEGIN {
+            for (k in ENVIRON) {
+                if (k ~ /^RV_/) val["@" substr(k, 4) "@"] = ENVIRON[k]
+                if (k ~ /^RF_/) {
+                    text = ""
+                    while ((getline line < ENVIRON[k]) > 0) text = text line "\n"
+                    close(ENVIRON[k])
+                    sub(/\n$/, "", text)
+                    val["@" substr(k, 4) "@"] = text
+                }
+            }
+        }
+        {
+            for (k in val) {
+                rest = $0; done = ""
+                while ((i = index(rest, k)) > 0) {
+                    done = done substr(rest, 1, i - 1) val[k]
+                    rest = substr(rest, i + length(k))
+                }
+                $0 = done rest
+            }
+            print
+        }' "$template" >"$out"
+}
+
+# ----------------------------------------------------------------------------------------------
+# The upstream (core 0) and the proxies (core 1)
+# ----------------------------------------------------------------------------------------------
+
+start_upstream() {
+    local dir=$WORK/upstream body
+    mkdir -p "$dir"
+    body=$(printf '%1023s' '' | tr ' ' 'x') # 1023 bytes + the newline below: 1 KiB
+    render "$BENCH/upstream.nginx.conf" "$dir/nginx.conf" PREFIX="$dir" UP_A="$UP_A" UP_B="$UP_B" BODY="$body\\n"
+    start_bg "$dir/stderr.log" taskset -c "$LOAD_CORE" nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
+    wait_ready "$UP_A" "$STARTED" "$dir/error.log"
+    wait_ready "$UP_B" "$STARTED" "$dir/error.log"
+    mapfile -t UPSTREAM_PIDS < <(proc_tree "$STARTED")
+}
+
+declare -A PROXY_PID ACCESS_FILE
+
+# Writes every proxy's configuration for the scenario whose parts are in $1, and starts the
+# proxies named in TARGETS on the proxy core.
+start_proxies() {
+    local parts=$1 target dir log
+    for target in nginx haproxy ficus; do
+        [[ " $TARGETS " == *" $target "* ]] || continue
+        dir=$WORK/$target
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        ACCESS_FILE[$target]=$dir/access.log
+        case $target in
+            nginx)
+                local access=off
+                [ "$ACCESS_LOG" = on ] && access="$dir/access.log"
+                render "$BENCH/proxy.nginx.conf" "$dir/nginx.conf" PREFIX="$dir" PORT="${PORT[nginx]}" \
+                    UP_A="$UP_A" UP_B="$UP_B" ACCESS_LOG="$access" \
+                    "HTTP<$parts/nginx.http" "LOCATIONS<$parts/nginx.locations"
+                log=$dir/error.log
+                start_bg "$dir/stderr.log" taskset -c "$PROXY_CORE" nginx -e "$log" -p "$dir" -c "$dir/nginx.conf"
+                ;;
+            haproxy)
+                local log_global="" log_defaults=""
+                if [ "$ACCESS_LOG" = on ]; then
+                    log_global="    log stdout format raw local0"
+                    log_defaults="    option httplog"
+                fi
+                render "$BENCH/haproxy.cfg" "$dir/haproxy.cfg" PORT="${PORT[haproxy]}" UP_A="$UP_A" UP_B="$UP_B" \
+                    LOG_GLOBAL="$log_global" LOG_DEFAULTS="$log_defaults" \
+                    "RULES<$parts/haproxy.rules" "BACKENDS<$parts/haproxy.backends"
+                haproxy -c -q -f "$dir/haproxy.cfg" || die "haproxy rejects $dir/haproxy.cfg"
+                log=$dir/haproxy.log
+                # stdout carries the access log, stderr haproxy's own messages.
+                taskset -c "$PROXY_CORE" haproxy -f "$dir/haproxy.cfg" -db >>"$dir/access.log" 2>>"$log" &
+                STARTED=$!
+                PIDS+=("$STARTED")
+                ;;
+            ficus)
+                # ficus watches the directory of its table and wakes on every change in it: the
+                # table gets a directory of its own, away from the logs written during the run.
+                mkdir -p "$dir/table"
+                render "$BENCH/ficus.toml" "$dir/table/ficus.toml" PREFIX="$dir" PORT="${PORT[ficus]}" \
+                    UP_A="$UP_A" UP_B="$UP_B" "ROUTES<$parts/ficus.routes"
+                "$FICUS_BIN" check "$dir/table/ficus.toml" >/dev/null || die "ficus rejects $dir/table/ficus.toml"
+                local level=warn
+                [ "$ACCESS_LOG" = on ] && level=info
+                # stderr carries the access log and everything else ficus says.
+                log=$dir/access.log
+                RUST_LOG=$level start_bg "$log" taskset -c "$PROXY_CORE" "$FICUS_BIN" run --config "$dir/table/ficus.toml"
+                ;;
+        esac
+        PROXY_PID[$target]=$STARTED
+        wait_ready "${PORT[$target]}" "$STARTED" "$log"
+    done
+}
+
+stop_proxies() {
+    local target
+    for target in "${!PROXY_PID[@]}"; do
+        # ficus: SIGINT is its fast shutdown (SIGTERM would wait out the grace period).
+        if [ "$target" = ficus ]; then stop_pid "${PROXY_PID[$target]}" INT; else stop_pid "${PROXY_PID[$target]}"; fi
+        unset "PROXY_PID[$target]"
+    done
+}
+
+# ----------------------------------------------------------------------------------------------
+# Measuring
+# ----------------------------------------------------------------------------------------------
+
+# PID and all its descendants (nginx: the master and its worker).
+proc_tree() {
+    local root=$1 f line rest fields
+    echo "$root"
+    for f in /proc/[0-9]*/stat; do
+        read -r line 2>/dev/null <"$f" || continue
+        rest=${line##*) }
+        read -ra fields <<<"$rest"
+        [ "${fields[1]}" = "$root" ] && proc_tree "${f//[^0-9]/}"
+    done
+    return 0
+}
+
+# The CPU time the processes have used so far, user + system, in clock ticks: fields 14 (utime)
+# and 15 (stime) of /proc/PID/stat, which cover all of a process's threads.
+cpu_ticks() {
+    local total=0 pid line rest fields
+    for pid in "$@"; do
+        read -r line 2>/dev/null <"/proc/$pid/stat" || die "process $pid is gone"
+        rest=${line##*) } # the command name, in parentheses, may hold spaces
+        read -ra fields <<<"$rest"
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
+# One wrk run of DURATION against URL with the scenario's headers; wrk's output on stdout.
+run_wrk() {
+    local duration=$1 url=$2
+    BENCH_HEADERS=$SC_HEADERS BENCH_RANDOM_HEADER=$SC_RANDOM_HEADER \
+        taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNECTIONS" -d"$duration" --latency -s "$BENCH/wrk.lua" "$url"
+}
+
+# The CPU counters one measured run is judged by, as "NAME=TICKS ..." (all in clock ticks):
+#   proxy     the proxy's processes (0 for direct)
+#   upstream  the upstream nginx
+#   children  this shell's finished children: wrk, once the run is over
+#   busyN, allN  core N's user+nice+system+steal time and all its time (/proc/stat)
+# What a core was busy with beyond these is other load: another program on the machine (or the
+# hypervisor's steal) competing with the run and making its figures unreliable.
+snapshot() {
+    local line rest fields proxy=0 upstream
+    if [ $# -gt 0 ]; then proxy=$(cpu_ticks "$@") || return 1; fi
+    upstream=$(cpu_ticks "${UPSTREAM_PIDS[@]}") || return 1
+    read -r line </proc/$$/stat
+    rest=${line##*) }
+    read -ra fields <<<"$rest"
+    printf 'proxy=%s upstream=%s children=%s ' "$proxy" "$upstream" $((fields[13] + fields[14]))
+    awk -v a="cpu$LOAD_CORE" -v b="cpu$PROXY_CORE" '
+        $1 == a { printf "busy0=%d all0=%d ", $2 + $3 + $4 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }
+        $1 == b { printf "busy1=%d all1=%d ", $2 + $3 + $4 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }
+        END { print "" }' /proc/stat
+}
+
+# Measures TARGET once (a warm-up, then the measured run) and appends the run to runs.tsv.
+measure() {
+    local scenario=$1 target=$2 round=$3
+    local port=$SC_DIRECT_PORT pids=() before after out wrk_file
+    [ "$target" = direct ] || port=${PORT[$target]}
+    local url="http://127.0.0.1:$port$SC_PATH"
+    wrk_file=$WORK/wrk/$scenario-$target-$round
+    mkdir -p "$WORK/wrk"
+
+    # The warm-up fills connection pools and caches; its figures are not kept.
+    run_wrk "$WARMUP" "$url" >"$wrk_file.warmup" 2>&1 || true
+
+    if [ "$target" != direct ]; then
+        if ! kill -0 "${PROXY_PID[$target]}" 2>/dev/null; then
+            record "$scenario" "$target" "$round" failed - - - - 0 - - "the proxy process has exited"
+            return
+        fi
+        mapfile -t pids < <(proc_tree "${PROXY_PID[$target]}")
+    fi
+    before=$(snapshot "${pids[@]}")
+    out=$(run_wrk "$DURATION" "$url" 2>&1) || true
+    after=$(snapshot "${pids[@]}" 2>/dev/null) || after=""
+    printf '%s\n' "$out" >"$wrk_file"
+
+    # wrk.lua's line: RESULT requests=N duration_us=N p50_us=N p99_us=N connect=N read=N ...
+    local result requests=0 duration_us=0 p50_us=0 p99_us=0 connect=0 read=0 write=0 status=0 timeout=0 kv
+    result=$(grep '^RESULT ' <<<"$out" | tail -n 1 || true)
+    for kv in ${result#RESULT }; do
+        case ${kv%%=*} in
+            requests | duration_us | p50_us | p99_us | connect | read | write | status | timeout)
+                printf -v "${kv%%=*}" '%s' "${kv#*=}" ;;
+        esac
+    done
+
+    # A run with any error is failed: its rate and latency are not those of a working proxy.
+    local note=""
+    [ -n "$result" ] || note="wrk printed no result; see its output in $wrk_file"
+    [ "$requests" -gt 0 ] || note=${note:-"no request completed"}
+    [ $((connect + read + write + timeout)) -eq 0 ] ||
+        note="socket errors: connect $connect, read $read, write $write, timeout $timeout"
+    [ "$status" -eq 0 ] || note="${note:+$note; }$status non-2xx/3xx responses"
+    grep -qE 'Socket errors|Non-2xx or 3xx' <<<"$out" && note=${note:-"wrk reported errors"}
+    [ -n "$after" ] || note=${note:-"the proxy process has exited"}
+
+    # Rate, CPU per request (the proxy's ticks over the requests wrk saw answered) and the other
+    # load on each core, as a percentage of that core's time.
+    local figures
+    figures=$(awk -v before="$before" -v after="$after" -v n="$requests" -v us="$duration_us" \
+        -v hz="$CLK_TCK" -v direct="$([ "$target" = direct ] && echo 1 || echo 0)" '
+        function parse(text, into,   i, kv, parts) {
+            n_ = split(text, parts, " ")
+            for (i = 1; i <= n_; i++) { split(parts[i], kv, "="); into[kv[1]] = kv[2] }
+        }
+        function pct(busy, all) { return all > 0 && busy > 0 ? 100 * busy / all : 0 }
+        BEGIN {
+            parse(before, b); parse(after, a)
+            for (k in a) d[k] = a[k] - b[k]
+            rps = us > 0 ? n * 1e6 / us : 0
+            if (after == "") { printf "%.1f - - -\n", rps; exit }
+            cpu = (direct || n == 0) ? "-" : sprintf("%.2f", d["proxy"] * 1e6 / hz / n)
+            other0 = pct(d["busy0"] - d["upstream"] - d["children"], d["all0"])
+            other1 = pct(d["busy1"] - d["proxy"], d["all1"])
+            printf "%.1f %s %.0f %.0f\n", rps, cpu, other0, other1
+        }')
+    local rps cpu other0 other1
+    read -r rps cpu other0 other1 <<<"$figures"
+    record "$scenario" "$target" "$round" "$([ -z "$note" ] && echo ok || echo failed)" \
+        "$rps" "$p50_us" "$p99_us" "$cpu" "$requests" "$other0" "$other1" "${note:--}"
+    [ "$target" = direct ] || trim_access_log "$target"
+}
+
+# Appends one run to runs.tsv (scenario, target, round, ok|failed, rps, p50_us, p99_us,
+# cpu_us_per_req, requests, other load % on the load core and on the proxy core, note) and says
+# it on stderr.
+record() {
+    local IFS=$'\t'
+    printf '%s\n' "$*" >>"$OUT/runs.tsv"
+    local scenario=$1 target=$2 round=$3 ok=$4 rps=$5 p50=$6 p99=$7 cpu=$8 other0=${10} other1=${11} note=${12}
+    if [ "$ok" = ok ]; then
+        say "$(awk -v s="$scenario" -v r="$round" -v R="$ROUNDS" -v t="$target" -v rps="$rps" -v p50="$p50" \
+            -v p99="$p99" -v cpu="$cpu" -v o0="$other0" -v o1="$other1" 'BEGIN {
+            printf "%-11s round %d/%d %-8s %8.0f rps  p50 %6.2f ms  p99 %6.2f ms  CPU %6s µs/req  other load %s%%/%s%%",
+                s, r, R, t, rps, p50 / 1000, p99 / 1000, cpu, o0, o1 }')"
+        if ((other0 > OTHER_LOAD_WARN || other1 > OTHER_LOAD_WARN)); then
+            say "  warning: other programs took ${other0}% of core $LOAD_CORE and ${other1}% of core $PROXY_CORE during this run"
+        fi
+    else
+        say "$scenario round $round/$ROUNDS $target FAILED: $note"
+    fi
+}
+
+# The access logs grow by about 100 MB a run: keep each proxy's other messages (for ficus they
+# share stderr with its access log) and empty the file. Every writer opened it for appending, so
+# emptying it under them is safe.
+trim_access_log() {
+    local target=$1 file=${ACCESS_FILE[$1]}
+    [ -f "$file" ] || return 0
+    if [ "$target" = ficus ]; then
+        grep -v -F 'ficus::access' "$file" >>"$WORK/ficus-messages.log" || true
+    fi
+    : >"$file"
+}
+
+# Before measuring, sends the scenario's request once through every target and checks who
+# answered: the right side (x-upstream), 200, 1 KiB. For the split, 200 users through each proxy
+# must land on both sides, about 10% on b. What it saw goes into the report.
+check_scenario() {
+    local scenario=$1 target port summary="" headers=() pairs=() pair
+    IFS='|' read -ra pairs <<<"$SC_HEADERS"
+    for pair in "${pairs[@]}"; do headers+=(-H "$pair"); done
+    for target in $TARGETS; do
+        port=$SC_DIRECT_PORT
+        [ "$target" = direct ] || port=${PORT[$target]}
+        if [ "$SC_EXPECT" = split ]; then
+            local u b=0 side
+            for ((u = 1; u <= 200; u++)); do
+                side=$(answer "$port" "${headers[@]}" -H "x-user-id: user-$u")
+                [ "$side" = "200 1024 b" ] && b=$((b + 1))
+                [[ "$side" == "200 1024 "[ab] ]] || die "$scenario: $target answered '$side' for user-$u"
+            done
+            [ "$target" = direct ] && continue
+            ((b > 0 && b < 60)) || die "$scenario: $target sent $b of 200 users to b; expected about 20"
+            summary="${summary:+$summary, }$target $b/200 users on b"
+        else
+            local want="200 1024 $SC_EXPECT" got
+            got=$(answer "$port" "${headers[@]}")
+            [ "$got" = "$want" ] || die "$scenario: $target answered '$got' (status, bytes, side), expected '$want'"
+            [ "$target" = direct ] || summary="${summary:+$summary, }$target -> $SC_EXPECT"
+        fi
+    done
+    CHECK=$summary
+    say "$scenario: check ok: $summary"
+}
+
+# "STATUS BYTES SIDE" of one request to PORT with the scenario's path and the given curl args.
+answer() {
+    local port=$1 head=$WORK/check.head code size side
+    shift
+    rm -f "$head"
+    read -r code size < <(curl -s --max-time 5 -o /dev/null -D "$head" -w '%{http_code} %{size_download}\n' \
+        "$@" "http://127.0.0.1:$port$SC_PATH" || echo "000 0")
+    side=$(tr -d '\r' <"$head" 2>/dev/null | awk -F': *' 'tolower($1) == "x-upstream" { print $2 }')
+    echo "$code $size ${side:--}"
+}
+
+run_scenario() {
+    local scenario=$1 parts=$WORK/scenario-$1 round target
+    declare -F "scenario_$scenario" >/dev/null || die "unknown scenario '$scenario' (known: $SCENARIOS_ALL)"
+    mkdir -p "$parts"
+    "scenario_$scenario" "$parts"
+    say "scenario $scenario: $SC_TITLE"
+    start_proxies "$parts"
+    check_scenario "$scenario"
+    printf '%s\t%s\t%s\n' "$scenario" "$SC_TITLE" "$CHECK" >>"$OUT/scenarios.tsv"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for target in $TARGETS; do
+            measure "$scenario" "$target" "$round"
+        done
+    done
+    stop_proxies
+    keep_configs_and_logs "$scenario"
+}
+
+# Keeps the configurations that produced the numbers, and each proxy's own messages (not its
+# access log), in OUT/configs/SCENARIO and OUT/logs/SCENARIO-PROXY.log.
+keep_configs_and_logs() {
+    local scenario=$1 target dir
+    mkdir -p "$OUT/configs/$scenario" "$OUT/logs"
+    for target in nginx haproxy ficus; do
+        dir=$WORK/$target
+        [ -d "$dir" ] || continue
+        cp "$dir"/*.conf "$dir"/*.cfg "$dir"/table/*.toml "$OUT/configs/$scenario/" 2>/dev/null || true
+        case $target in
+            nginx) cat "$dir/stderr.log" "$dir/error.log" ;;
+            haproxy) cat "$dir/haproxy.log" ;;
+            ficus)
+                trim_access_log ficus
+                cat "$WORK/ficus-messages.log"
+                : >"$WORK/ficus-messages.log"
+                ;;
+        esac 2>/dev/null >"$OUT/logs/$scenario-$target.log" || true
+    done
+}
+
+# Says which proxies logged warnings or errors during the run. Pingora logs an ERROR for each
+# request in flight when wrk stops and closes its connections ("Downstream ConnectionClosed"):
+# those are counted apart, as they are expected.
+mention_log_problems() {
+    local file n closed
+    for file in "$OUT"/logs/*.log; do
+        [ -f "$file" ] || continue
+        n=$(grep -ciE 'warn|error|emerg|alert|crit' "$file" || true)
+        closed=$(grep -c 'Downstream ConnectionClosed' "$file" || true)
+        n=$((n - closed))
+        [ "$closed" -eq 0 ] || say "note: $closed 'Downstream ConnectionClosed' error line(s) (wrk stopping mid-request) in $file"
+        [ "$n" -eq 0 ] || say "note: $n other warning/error line(s) in $file"
+    done
+}
+
+# ----------------------------------------------------------------------------------------------
+# Reporting
+# ----------------------------------------------------------------------------------------------
+
+json_str() {
+    local s=$1
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    printf '"%s"' "$s"
+}
+
+report() {
+    local meta cpu
+    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+    meta=$(
+        printf '  "date": %s,\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+        printf '  "settings": {"rounds": %d, "duration": %s, "warmup": %s, "connections": %d, "access_log": %s, "load_core": %d, "proxy_core": %d},\n' \
+            "$ROUNDS" "$(json_str "$DURATION")" "$(json_str "$WARMUP")" "$CONNECTIONS" "$(json_str "$ACCESS_LOG")" "$LOAD_CORE" "$PROXY_CORE"
+        printf '  "machine": {"cores": %d, "cpu": %s, "kernel": %s, "clk_tck": %d},\n' \
+            "$(nproc)" "$(json_str "$cpu")" "$(json_str "$(uname -r)")" "$CLK_TCK"
+        printf '  "versions": {"ficus": %s, "nginx": %s, "haproxy": %s, "wrk": %s}' \
+            "$(json_str "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)")" \
+            "$(json_str "$(nginx -v 2>&1 | sed 's|.*nginx/||')")" \
+            "$(json_str "$(haproxy -v 2>&1 | awk 'NR == 1 { print $3 }')")" \
+            "$(json_str "$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')")"
+    )
+    REPORT_JSON=$OUT/latest.json REPORT_META=$meta OTHER_LOAD_WARN=$OTHER_LOAD_WARN awk -f "$BENCH/report.awk" \
+        "$OUT/scenarios.tsv" "$OUT/runs.tsv" | tee "$OUT/latest.txt"
+    echo
+    echo "JSON: $OUT/latest.json"
+}
+
+# ----------------------------------------------------------------------------------------------
+
+main() {
+    local cores scenario port
+    cores=$(nproc)
+    ((cores >= 2)) || die "needs 2 cores (one for the load and the upstream, one for the proxy); this machine has $cores"
+    ((cores == 2)) || say "note: $cores cores; using core $LOAD_CORE for the load and core $PROXY_CORE for the proxy"
+    [[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || die "ACCESS_LOG is on or off, not '$ACCESS_LOG'"
+
+    install_missing
+    build_ficus
+    CLK_TCK=$(getconf CLK_TCK)
+
+    for port in "$UP_A" "$UP_B" "${PORT[@]}"; do
+        ! port_in_use "$port" || die "port $port is in use (set BASE_PORT to move every port)"
+    done
+
+    mkdir -p "$OUT"
+    rm -rf "$OUT/configs" "$OUT/logs"
+    : >"$OUT/runs.tsv"
+    : >"$OUT/scenarios.tsv"
+    # The access logs are written here: in memory (/dev/shm) when the machine has it, so that
+    # logging costs each proxy its own work (formatting, one write) rather than the disk's,
+    # which varies from machine to machine far more than the proxies do.
+    local base=${TMPDIR:-/tmp}
+    [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
+    WORK=$(mktemp -d "$base/ficus-compare.XXXXXX")
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM HUP
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+    say "layout: core $LOAD_CORE wrk + upstream nginx; core $PROXY_CORE the proxy; $ROUNDS rounds of $DURATION (warm-up $WARMUP), $CONNECTIONS connections, access logs $ACCESS_LOG (in $WORK)"
+    start_upstream
+    for scenario in $SCENARIOS; do
+        run_scenario "$scenario"
+    done
+    report
+    mention_log_problems
+}
+
+main "$@"

@@ -1,0 +1,160 @@
+# shellcheck shell=bash disable=SC2016,SC2034  # nginx variables in single quotes; the SC_ variables are read by compare.sh
+# The three scenarios of benches/compare.sh, sourced by it. Each `scenario_NAME DIR` writes the
+# scenario's part of every proxy's configuration into DIR:
+#
+#   nginx.http        http-level directives (maps, split_clients)
+#   nginx.locations   the server's locations
+#   haproxy.rules     frontend rules (ACLs, use_backend)
+#   haproxy.backends  extra backends
+#   ficus.routes      [[routes]] entries
+#
+# and sets what the load generator sends and what the check expects:
+#
+#   SC_TITLE          one line for the table
+#   SC_PATH           the request path
+#   SC_HEADERS        "name: value|name: value" sent with every request
+#   SC_RANDOM_HEADER  a header given a random user id per request ("" for none)
+#   SC_DIRECT_PORT    the upstream port the "direct" target hits
+#   SC_EXPECT         the side (x-upstream) that must answer: a, b, or split (both)
+#
+# The upstream side "a" is the legacy app (every proxy's default); "b" is the new service.
+
+SCENARIOS_ALL="passthrough routes1000 split"
+
+# (1) Plain pass-through: one catch-all route. ficus's table has no routes, only `default`.
+scenario_passthrough() {
+    local dir=$1
+    SC_TITLE="pass-through: GET / to the default upstream, no routes"
+    SC_PATH="/"
+    SC_HEADERS=""
+    SC_RANDOM_HEADER=""
+    SC_DIRECT_PORT=$UP_A
+    SC_EXPECT="a"
+    : >"$dir/nginx.http"
+    printf '        location / {\n            proxy_pass http://legacy;\n        }\n' >"$dir/nginx.locations"
+    : >"$dir/haproxy.rules"
+    : >"$dir/haproxy.backends"
+    : >"$dir/ficus.routes"
+}
+
+# (2) A 1,000-route table; the request is matched by the last route, on a path template, the
+# method, a client-version range and a header. The other routes mix the forms real tables use
+# (segment prefixes, templates, exact paths; with methods, versions and headers), like the
+# matcher's criterion bench.
+#
+# nginx and haproxy get the closest equivalent: 1,000 regex locations (nginx tries them in file
+# order) or ACL rules (haproxy evaluates them in order) on path + method + header. Neither can
+# express a semver range, so their version condition is left out: they do less work than ficus.
+# nginx's locations also do not fall through: a location whose method or header condition fails
+# sends the request to the default upstream instead of trying later locations.
+ROUTES=1000
+
+# Prints the kind of route i: the last route is the one the request hits.
+route_kind() {
+    local i=$1
+    if ((i == ROUTES - 1)); then echo 1; else echo $((i % 4)); fi
+}
+
+scenario_routes1000() {
+    local dir=$1 i kind last=$((ROUTES - 1))
+    SC_TITLE="1,000 routes: GET /svc$last/users/42/orders, matched by the last route (template + method + version + header)"
+    SC_PATH="/svc$last/users/42/orders"
+    SC_HEADERS="x-client-version: 2.5.0|x-beta: 1"
+    SC_RANDOM_HEADER=""
+    SC_DIRECT_PORT=$UP_B
+    SC_EXPECT="b"
+
+    # nginx: one map per combination of method and header conditions, tested inside the location.
+    cat >"$dir/nginx.http" <<'NGINX'
+    map $request_method $bench_get_head {
+        GET     1;
+        HEAD    1;
+        default 0;
+    }
+    map "$request_method:$http_x_beta" $bench_get_beta {
+        "GET:1" 1;
+        default 0;
+    }
+NGINX
+    {
+        for ((i = 0; i < ROUTES; i++)); do
+            kind=$(route_kind "$i")
+            case $kind in
+                0) printf '        location ~ ^/svc%d/items(/|$) {\n            if ($bench_get_head = 0) { proxy_pass http://legacy; }\n            proxy_pass http://orders;\n        }\n' "$i" ;;
+                1) printf '        location ~ ^/svc%d/users/[^/]+/orders$ {\n            if ($bench_get_beta = 0) { proxy_pass http://legacy; }\n            proxy_pass http://orders;\n        }\n' "$i" ;;
+                2) printf '        location ~ ^/svc%d/things$ {\n            if ($http_x_beta != "1") { proxy_pass http://legacy; }\n            proxy_pass http://orders;\n        }\n' "$i" ;;
+                3) printf '        location ~ ^/svc%d(/|$) {\n            proxy_pass http://orders;\n        }\n' "$i" ;;
+            esac
+        done
+        printf '        location / {\n            proxy_pass http://legacy;\n        }\n'
+    } >"$dir/nginx.locations"
+
+    # haproxy: one path_reg ACL per route, used in order with the method and header ACLs.
+    {
+        printf '    acl get_head method GET HEAD\n'
+        printf '    acl get method GET\n'
+        printf '    acl beta req.hdr(x-beta) -m str 1\n'
+        for ((i = 0; i < ROUTES; i++)); do
+            kind=$(route_kind "$i")
+            case $kind in
+                0) printf '    acl r%d path_reg ^/svc%d/items(/|$)\n    use_backend orders if r%d get_head\n' "$i" "$i" "$i" ;;
+                1) printf '    acl r%d path_reg ^/svc%d/users/[^/]+/orders$\n    use_backend orders if r%d get beta\n' "$i" "$i" "$i" ;;
+                2) printf '    acl r%d path_reg ^/svc%d/things$\n    use_backend orders if r%d beta\n' "$i" "$i" "$i" ;;
+                3) printf '    acl r%d path_reg ^/svc%d(/|$)\n    use_backend orders if r%d\n' "$i" "$i" "$i" ;;
+            esac
+        done
+    } >"$dir/haproxy.rules"
+    : >"$dir/haproxy.backends"
+
+    # ficus: the table itself.
+    {
+        for ((i = 0; i < ROUTES; i++)); do
+            kind=$(route_kind "$i")
+            printf '[[routes]]\nname = "r%d"\n' "$i"
+            case $kind in
+                0) printf 'path = "/svc%d/items/*"\nmethods = ["GET", "HEAD"]\n' "$i" ;;
+                1) printf 'path = "/svc%d/users/{id}/orders"\nmethods = ["GET"]\nclient_version = ">=2.3.0, <3"\nheaders = { "x-beta" = "1" }\n' "$i" ;;
+                2) printf 'path = "/svc%d/things"\nheaders = { "x-beta" = "1" }\n' "$i" ;;
+                3) printf 'path = "/svc%d/*"\n' "$i" ;;
+            esac
+            printf 'upstream = "orders"\n\n'
+        done
+    } >"$dir/ficus.routes"
+}
+
+# (3) A 10/90 sticky split on x-user-id, each request from a different random user.
+# nginx: split_clients (MurmurHash2 of the header) choosing between two upstream blocks.
+# haproxy: balance hdr(x-user-id) over two weighted servers, consistent hashing.
+# ficus: split + sticky.
+scenario_split() {
+    local dir=$1
+    SC_TITLE="sticky split: GET /, 10% to b and 90% to a by a hash of x-user-id (random per request)"
+    SC_PATH="/"
+    SC_HEADERS=""
+    SC_RANDOM_HEADER="x-user-id"
+    SC_DIRECT_PORT=$UP_A
+    SC_EXPECT="split"
+    cat >"$dir/nginx.http" <<'NGINX'
+    split_clients "${http_x_user_id}" $bench_split {
+        10%     orders;
+        *       legacy;
+    }
+NGINX
+    printf '        location / {\n            proxy_pass http://$bench_split;\n        }\n' >"$dir/nginx.locations"
+    printf '    use_backend split\n' >"$dir/haproxy.rules"
+    cat >"$dir/haproxy.backends" <<HAPROXY
+
+backend split
+    balance hdr(x-user-id)
+    hash-type consistent
+    server a 127.0.0.1:$UP_A weight 90
+    server b 127.0.0.1:$UP_B weight 10
+HAPROXY
+    cat >"$dir/ficus.routes" <<'FICUS'
+[[routes]]
+name = "split"
+path = "/*"
+split = { orders = 10, legacy = 90 }
+sticky = "header:x-user-id"
+FICUS
+}
