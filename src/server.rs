@@ -56,6 +56,7 @@ pub fn build(
     let data_dir = &settings.data_dir;
     let conf = ServerConf {
         threads,
+        work_stealing: false,
         grace_period_seconds: Some(
             settings
                 .grace_period

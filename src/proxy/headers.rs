@@ -13,8 +13,18 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// A new request id: 32 lower-case hex digits (128 random bits).
 pub fn new_request_id() -> HeaderValue {
-    let s = format!("{:032x}", fastrand::u128(..));
-    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("0"))
+    let mut buf = [0u8; 32];
+    hex_into(&mut buf, &fastrand::u128(..).to_be_bytes());
+    HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// Writes `bytes` as lower-case hex into `out` (which holds twice as many bytes).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
 }
 
 /// The client's own request id, when it sent a usable one.
@@ -46,8 +56,11 @@ pub fn traceparent(existing: Option<&HeaderValue>) -> Option<HeaderValue> {
         }
     };
     let span_id = fastrand::u64(1..);
-    let value = format!("00-{trace_id:032x}-{span_id:016x}-01");
-    HeaderValue::from_str(&value).ok()
+    // 00-<32 hex trace id>-<16 hex span id>-01
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    hex_into(&mut buf[3..35], &trace_id.to_be_bytes());
+    hex_into(&mut buf[36..52], &span_id.to_be_bytes());
+    HeaderValue::from_bytes(&buf).ok()
 }
 
 /// `version-traceid-parentid-flags`: 2, 32, 16 and 2 lower-case hex digits; ids not all zero.

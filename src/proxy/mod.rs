@@ -151,7 +151,8 @@ impl ProxyHttp for Ficus {
                 headers::forwarded_for(upstream_request.headers.get(headers::X_FORWARDED_FOR), ip);
             upstream_request.insert_header(headers::X_FORWARDED_FOR, xff)?;
         }
-        upstream_request.insert_header(headers::X_FORWARDED_PROTO, "http")?;
+        upstream_request
+            .insert_header(headers::X_FORWARDED_PROTO, HeaderValue::from_static("http"))?;
         let host = session.req_header().headers.get(HOST).cloned().or_else(|| {
             let authority = session.req_header().uri.authority()?;
             HeaderValue::from_str(authority.as_str()).ok()
@@ -308,10 +309,10 @@ fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seco
     if fell_back {
         m.fallbacks.with_label_values(&[route]).inc();
     }
-    let status = http::StatusCode::from_u16(status)
-        .map_or_else(|_| status.to_string(), |s| s.as_str().to_string());
+    let code = http::StatusCode::from_u16(status).ok();
+    let status = code.as_ref().map_or("invalid", |c| c.as_str());
     m.requests
-        .with_label_values(&[route, upstream, &status])
+        .with_label_values(&[route, upstream, status])
         .inc();
 }
 
