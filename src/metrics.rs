@@ -105,12 +105,14 @@ where
     m
 }
 
+/// The content type of [`render`]'s output: the Prometheus text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Everything in the default registry, in the Prometheus text format.
-pub fn render() -> (String, Vec<u8>) {
-    let encoder = TextEncoder::new();
+pub fn render() -> Vec<u8> {
     let mut out = Vec::new();
-    if let Err(e) = encoder.encode(&prometheus::gather(), &mut out) {
+    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut out) {
         tracing::error!("cannot encode metrics: {e}");
     }
-    (encoder.format_type().to_string(), out)
+    out
 }

@@ -6,7 +6,7 @@
 //! table is serving), `unchanged` (same text as the running table) or `rejected` (the running table
 //! stays; the errors are logged once per distinct failure, not once per file event). Settings that
 //! only take effect at start (`listen`, `admin`, `admin_token_env`, `threads`, `data_dir`,
-//! `log_format`) cannot change live: a table that changes one is rejected with a message saying a
+//! `log_format`, `grace_period`, `shutdown_delay`) cannot change live: a table that changes one is rejected with a message saying a
 //! restart (or `ficus run --upgrade`) is needed.
 
 use std::path::{Path, PathBuf};
@@ -195,8 +195,8 @@ pub fn restart_only_changes(old: &ProxySettings, new: &ProxySettings) -> Vec<&'s
         admin,
         admin_token_env,
         data_dir,
-        grace_period: _,
-        shutdown_delay: _,
+        grace_period,
+        shutdown_delay,
         threads,
         log_format,
     } = old;
@@ -215,6 +215,12 @@ pub fn restart_only_changes(old: &ProxySettings, new: &ProxySettings) -> Vec<&'s
     }
     if *threads != new.threads {
         changed.push("threads");
+    }
+    if *grace_period != new.grace_period {
+        changed.push("grace_period");
+    }
+    if *shutdown_delay != new.shutdown_delay {
+        changed.push("shutdown_delay");
     }
     if *log_format != new.log_format {
         changed.push("log_format");
@@ -358,6 +364,34 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_read_only_at_start_need_a_restart() {
+        let table = |extra: &str| {
+            let text = format!(
+                "[proxy]\ndefault = \"a\"\n{extra}\n[upstreams.a]\nurl = \"http://127.0.0.1:1\"\n"
+            );
+            crate::config::load_str(&text, "t.toml").unwrap().proxy
+        };
+        let base = table("");
+        assert!(restart_only_changes(&base, &table("")).is_empty());
+        assert_eq!(
+            restart_only_changes(&base, &table("grace_period = \"3s\"")),
+            vec!["grace_period"]
+        );
+        assert_eq!(
+            restart_only_changes(&base, &table("shutdown_delay = \"1s\"")),
+            vec!["shutdown_delay"]
+        );
+        assert_eq!(
+            restart_only_changes(&base, &table("threads = 3")),
+            vec!["threads"]
+        );
+        assert_eq!(
+            restart_only_changes(&base, &table("log_format = \"json\"")),
+            vec!["log_format"]
+        );
+    }
 
     #[test]
     fn restart_only_errors_point_at_the_key_or_the_section() {

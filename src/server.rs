@@ -57,11 +57,13 @@ pub fn build(
     let conf = ServerConf {
         threads,
         work_stealing: false,
+        // Pingora counts whole seconds: round up so a sub-second grace period still drains.
         grace_period_seconds: Some(
             settings
                 .grace_period
                 .saturating_sub(settings.shutdown_delay)
-                .as_secs(),
+                .as_millis()
+                .div_ceil(1000) as u64,
         ),
         graceful_shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT_SECS),
         upgrade_sock: data_dir.join("upgrade.sock").to_string_lossy().into_owned(),
@@ -96,17 +98,20 @@ pub fn build(
         let admin = Admin::new(shared.clone(), reloader.clone(), lifecycle.clone(), token);
         let mut service = Service::new("admin".to_string(), admin);
         service.add_tcp(&addr.to_string());
+        service.threads = Some(1);
         server.add_service(service);
     }
     if let Some(reloader) = reloader {
-        server.add_service(background_service(
+        let mut service = background_service(
             "reload",
             ReloadService {
                 reloader,
                 quiet: DEBOUNCE_QUIET,
                 max_wait: DEBOUNCE_MAX_WAIT,
             },
-        ));
+        );
+        service.threads = Some(1);
+        server.add_service(service);
     }
     Ok(Built {
         server,
@@ -145,6 +150,7 @@ pub fn run(table: RouteTable, config_path: &Path, upgrade: bool) -> anyhow::Resu
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
     let shutdown_delay = table.proxy.shutdown_delay;
+    hold_sighup()?;
     let built = build(table, Some(config_path), upgrade)?;
     let signals = Signals {
         lifecycle: built.lifecycle.clone(),
@@ -153,6 +159,21 @@ pub fn run(table: RouteTable, config_path: &Path, upgrade: bool) -> anyhow::Resu
     built.server.run(RunArgs {
         shutdown_signal: Box::new(signals),
     });
+    Ok(())
+}
+
+/// Takes over SIGHUP for the whole process before anything else starts: its default action kills
+/// the process, and the reload service only starts listening for it once the services run (with
+/// `--upgrade`, once the sockets have arrived). A SIGHUP in between is then ignored, not fatal.
+fn hold_sighup() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot set up signal handling")?;
+    // The handler stays installed for the life of the process; the stream itself is not needed.
+    let _hup = rt
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) })
+        .context("cannot handle SIGHUP")?;
     Ok(())
 }
 

@@ -164,6 +164,70 @@ async fn get_falls_back_when_the_upstream_refuses_connections() {
     assert_eq!(legacy.hits(), 1);
 }
 
+/// With `urls = [...]`, a connect failure on one endpoint is retried on the next one (nothing was
+/// sent, so even a POST is safe), before any fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_endpoint_is_retried_on_the_next_one_before_falling_back() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let orders = Upstream::builder("orders").echo().start().await;
+    let table = r#"
+[proxy]
+default = "legacy"
+[upstreams.legacy]
+url = "${legacy}"
+[upstreams.orders]
+urls = ["${dead}", "${orders}"]
+[[routes]]
+name = "orders"
+path = "/api/orders/*"
+upstream = "orders"
+fallback = "legacy"
+"#;
+    let ficus = Ficus::start(table, &[legacy.var(), orders.var(), ("dead", closed_url())]).await;
+    for i in 0..6 {
+        let resp = client()
+            .post(ficus.url(&format!("/api/orders/{i}")))
+            .body("{}")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(served_by(&resp), "orders", "request {i}");
+    }
+    assert_eq!(
+        legacy.hits(),
+        0,
+        "the live endpoint answered; no fallback was needed"
+    );
+}
+
+/// A split side that is also the route's fallback is not asked twice: its own 503 goes to the
+/// client, since a replay would only ask the failing upstream again. Whichever side a request
+/// lands on (orders is down, so its requests fall back to legacy), legacy sees it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_fallback_upstream_is_not_replayed_to_itself() {
+    let legacy = Upstream::builder("legacy").status(503).start().await;
+    let table = r#"
+[proxy]
+default = "legacy"
+[upstreams.legacy]
+url = "${legacy}"
+[upstreams.orders]
+url = "${orders}"
+[[routes]]
+name = "split"
+path = "/s"
+split = { legacy = 100, orders = 1 }
+fallback = "legacy"
+"#;
+    let ficus = Ficus::start(table, &[legacy.var(), ("orders", closed_url())]).await;
+    for i in 1..=5 {
+        let resp = client().get(ficus.url("/s")).send().await.expect("send");
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(legacy.hits(), i, "request {i} reached legacy once");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_does_not_fall_back_without_fallback_unsafe() {
     let legacy = Upstream::builder("legacy").echo().start().await;

@@ -374,6 +374,18 @@ async fn forwarding_headers_reach_the_upstream() {
         echoed.header("x-forwarded-for"),
         Some("203.0.113.9, 127.0.0.1")
     );
+
+    // A TLS-terminating edge in front of ficus knows the client's scheme and host: kept.
+    let resp = client()
+        .get(ficus.url("/fwd"))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "shop.example.com")
+        .send()
+        .await
+        .expect("send");
+    let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
+    assert_eq!(echoed.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(echoed.header("x-forwarded-host"), Some("shop.example.com"));
 }
 
 fn is_valid_traceparent(v: &str) -> bool {

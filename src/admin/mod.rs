@@ -89,11 +89,10 @@ impl Admin {
             },
             "/readyz" if get => self.readyz(),
             "/metrics" if get => {
-                let (content_type, body) = crate::metrics::render();
                 Reply {
                     status: 200,
-                    content_type: if content_type.starts_with("text/plain") { "text/plain; version=0.0.4; charset=utf-8" } else { TEXT },
-                    body,
+                    content_type: crate::metrics::CONTENT_TYPE,
+                    body: crate::metrics::render(),
                 }
             }
             "/api/routes" if get => Reply::json(200, api::routes(&self.table.load())),

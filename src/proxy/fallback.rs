@@ -15,6 +15,8 @@ use crate::routing::{Route, UpstreamId};
 pub struct Attempt<'a> {
     pub route: Option<&'a Route>,
     pub method: &'a Method,
+    /// The upstream of the attempt that failed.
+    pub upstream: Option<UpstreamId>,
     /// The request is already on its fallback upstream.
     pub fell_back: bool,
     /// A response header has been sent to the client.
@@ -28,8 +30,12 @@ pub fn fallback_for(a: &Attempt) -> Option<UpstreamId> {
     let route = a.route?;
     let fallback = route.fallback?;
     let safe = matches!(*a.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let allowed =
-        (safe || route.fallback_unsafe) && !a.fell_back && !a.response_started && !a.body_truncated;
+    let allowed = (safe || route.fallback_unsafe)
+        && !a.fell_back
+        && !a.response_started
+        && !a.body_truncated
+        // A split side that is also the fallback would only be asked again.
+        && a.upstream != Some(fallback);
     allowed.then_some(fallback)
 }
 
@@ -78,6 +84,7 @@ upstream = "orders"
             fallback_for(&Attempt {
                 route: Some(&t.routes[route]),
                 method,
+                upstream: Some(t.upstream_ids["orders"]),
                 fell_back: false,
                 response_started: false,
                 body_truncated: false,
@@ -95,6 +102,7 @@ upstream = "orders"
         let base = Attempt {
             route: Some(&t.routes[1]),
             method: &Method::POST,
+            upstream: Some(t.upstream_ids["orders"]),
             fell_back: false,
             response_started: false,
             body_truncated: false,

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! request_filter            load the table once, decide the route (routing), set x-request-id
+//!                           and traceparent
 //!   upstream_peer           the decided upstream, or the route's fallback on a replay
-//!   upstream_request_filter x-forwarded-*, traceparent (headers)
+//!   upstream_request_filter x-forwarded-* (headers)
 //!   fail_to_connect ─┐
 //!   error_while_proxy├──    replay to the fallback upstream? (fallback)
 //!   upstream_response_filter  5xx → replay to the fallback; strip hop-by-hop headers
@@ -54,6 +55,8 @@ pub struct RequestCtx {
     fallback: Option<UpstreamId>,
     response_started: bool,
     upstream: Option<UpstreamId>,
+    /// Failed connects to the current upstream's endpoints.
+    connect_failures: usize,
     started: Instant,
 }
 
@@ -66,6 +69,7 @@ impl RequestCtx {
                 .zip(self.decision.and_then(|d| d.route))
                 .and_then(|(t, i)| t.routes.get(i)),
             method: &session.req_header().method,
+            upstream: self.upstream,
             fell_back: self.fallback.is_some(),
             response_started: self.response_started,
             body_truncated: session.as_ref().retry_buffer_truncated(),
@@ -92,6 +96,7 @@ impl ProxyHttp for Ficus {
             fallback: None,
             response_started: false,
             upstream: None,
+            connect_failures: 0,
             started: Instant::now(),
         }
     }
@@ -120,12 +125,20 @@ impl ProxyHttp for Ficus {
             }
         };
         ctx.request_id = Some(id);
+        // Decided once, so a fallback replay (and a mirrored copy) carries the same trace.
+        let tp = headers::traceparent(session.req_header().headers.get(headers::TRACEPARENT));
+        if let Some(tp) = tp {
+            let req = session.req_header_mut();
+            // The old tracestate belongs to the trace that was replaced.
+            req.remove_header("tracestate");
+            req.insert_header(headers::TRACEPARENT, tp)?;
+        }
         Ok(false)
     }
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let (Some(table), Some(decision)) = (ctx.table.as_ref(), ctx.decision) else {
@@ -133,11 +146,17 @@ impl ProxyHttp for Ficus {
         };
         let id = ctx.fallback.unwrap_or(decision.upstream);
         ctx.upstream = Some(id);
-        table
+        let mut peer = table
             .upstreams
             .get(id)
             .and_then(|u| u.next_peer())
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream has no endpoint"))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream has no endpoint"))?;
+        if session.is_upgrade_req() {
+            // An upgraded connection (websocket) may rightly stay idle far longer than a response
+            // may take: read_timeout would cut it after its first quiet spell.
+            peer.options.read_timeout = None;
+        }
+        Ok(peer)
     }
 
     async fn upstream_request_filter(
@@ -151,17 +170,26 @@ impl ProxyHttp for Ficus {
                 headers::forwarded_for(upstream_request.headers.get(headers::X_FORWARDED_FOR), ip);
             upstream_request.insert_header(headers::X_FORWARDED_FOR, xff)?;
         }
-        upstream_request
-            .insert_header(headers::X_FORWARDED_PROTO, HeaderValue::from_static("http"))?;
-        let host = session.req_header().headers.get(HOST).cloned().or_else(|| {
-            let authority = session.req_header().uri.authority()?;
-            HeaderValue::from_str(authority.as_str()).ok()
-        });
-        if let Some(host) = host {
-            upstream_request.insert_header(headers::X_FORWARDED_HOST, host)?;
+        // An edge in front of ficus (a TLS-terminating load balancer) knows the client's scheme
+        // and host better than ficus: keep what it wrote, and fill in what is missing.
+        if !upstream_request
+            .headers
+            .contains_key(headers::X_FORWARDED_PROTO)
+        {
+            upstream_request
+                .insert_header(headers::X_FORWARDED_PROTO, HeaderValue::from_static("http"))?;
         }
-        if let Some(tp) = headers::traceparent(upstream_request.headers.get(headers::TRACEPARENT)) {
-            upstream_request.insert_header(headers::TRACEPARENT, tp)?;
+        if !upstream_request
+            .headers
+            .contains_key(headers::X_FORWARDED_HOST)
+        {
+            let host = session.req_header().headers.get(HOST).cloned().or_else(|| {
+                let authority = session.req_header().uri.authority()?;
+                HeaderValue::from_str(authority.as_str()).ok()
+            });
+            if let Some(host) = host {
+                upstream_request.insert_header(headers::X_FORWARDED_HOST, host)?;
+            }
         }
         Ok(())
     }
@@ -174,8 +202,20 @@ impl ProxyHttp for Ficus {
         mut e: Box<Error>,
     ) -> Box<Error> {
         count_upstream_failure(ctx, e.etype());
-        if let Some(to) = fallback::fallback_for(&ctx.attempt(session)) {
+        ctx.connect_failures += 1;
+        // Nothing reached the upstream, so any method may try again: first the upstream's other
+        // endpoints (round robin picks the next), then the route's fallback.
+        let endpoints = ctx
+            .table
+            .as_deref()
+            .zip(ctx.upstream)
+            .and_then(|(t, id)| t.upstreams.get(id))
+            .map_or(0, |u| u.endpoints.len());
+        if ctx.connect_failures < endpoints {
+            e.set_retry(true);
+        } else if let Some(to) = fallback::fallback_for(&ctx.attempt(session)) {
             ctx.fallback = Some(to);
+            ctx.connect_failures = 0;
             e.set_retry(true);
         }
         e
@@ -194,8 +234,13 @@ impl ProxyHttp for Ficus {
             count_upstream_failure(ctx, e.etype());
         }
         let attempt = ctx.attempt(session);
+        // A pooled connection the upstream had already closed is not a failure of the upstream:
+        // an idempotent request tries it again on a fresh connection before any fallback.
+        let stale_connection = client_reused
+            && matches!(e.retry, pingora::RetryType::ReusedOnly)
+            && attempt.method.is_idempotent();
         let replay_to = fallback::fallback_for(&attempt)
-            .filter(|_| fallback::is_upstream_failure(e.etype(), e.esource()));
+            .filter(|_| !stale_connection && fallback::is_upstream_failure(e.etype(), e.esource()));
         if let Some(to) = replay_to {
             ctx.fallback = Some(to);
             e.set_retry(true);
@@ -295,9 +340,31 @@ fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
         | ErrorType::ConnectProxyFailure => {
             m.upstream_connect_errors.with_label_values(&[name]).inc()
         }
-        _ => {}
+        // Failures after the connection was made, and errors that are not about reaching the
+        // upstream: counted by status in ficus_requests_total.
+        ErrorType::AcceptError
+        | ErrorType::InvalidHTTPHeader
+        | ErrorType::H1Error
+        | ErrorType::H2Error
+        | ErrorType::H2Downgrade
+        | ErrorType::InvalidH2
+        | ErrorType::ReadError
+        | ErrorType::WriteError
+        | ErrorType::ConnectionClosed
+        | ErrorType::HTTPStatus(_)
+        | ErrorType::FileOpenError
+        | ErrorType::FileCreateError
+        | ErrorType::FileReadError
+        | ErrorType::FileWriteError
+        | ErrorType::InternalError
+        | ErrorType::UnknownError
+        | ErrorType::Custom(_)
+        | ErrorType::CustomCode(_, _) => {}
     }
 }
+
+/// The status label of a request whose client left before it was answered.
+const CLIENT_CLOSED: &str = "499";
 
 /// The request's metrics, counted once it is done. The request counter goes last, so a scrape
 /// that sees a request counted also sees its duration and fallback.
@@ -310,7 +377,8 @@ fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seco
         m.fallbacks.with_label_values(&[route]).inc();
     }
     let code = http::StatusCode::from_u16(status).ok();
-    let status = code.as_ref().map_or("invalid", |c| c.as_str());
+    // No status: the client went away before its answer (nginx's 499).
+    let status = code.as_ref().map_or(CLIENT_CLOSED, |c| c.as_str());
     m.requests
         .with_label_values(&[route, upstream, status])
         .inc();

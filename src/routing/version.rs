@@ -155,9 +155,9 @@ fn comparator_bounds(c: &Comparator, out: &mut Vec<Bound>) -> Option<()> {
     };
     // The exclusive end of the range a partial version stands for (`2.3` is `>=2.3.0, <2.4.0-0`).
     let partial_end = || match (min, pat) {
-        (None, _) => floor_of(maj + 1, 0, 0),
-        (Some(m), None) => floor_of(maj, m + 1, 0),
-        (Some(m), Some(p)) => floor_of(maj, m, p + 1),
+        (None, _) => floor_of(maj.saturating_add(1), 0, 0),
+        (Some(m), None) => floor_of(maj, m.saturating_add(1), 0),
+        (Some(m), Some(p)) => floor_of(maj, m, p.saturating_add(1)),
     };
     match c.op {
         Op::Exact | Op::Wildcard => {
@@ -182,8 +182,8 @@ fn comparator_bounds(c: &Comparator, out: &mut Vec<Bound>) -> Option<()> {
         Op::Tilde => {
             out.push(Bound::AtLeast(full));
             let end = match min {
-                None => floor_of(maj + 1, 0, 0),
-                Some(m) => floor_of(maj, m + 1, 0),
+                None => floor_of(maj.saturating_add(1), 0, 0),
+                Some(m) => floor_of(maj, m.saturating_add(1), 0),
             };
             out.push(Bound::Below(end));
         }
@@ -192,9 +192,9 @@ fn comparator_bounds(c: &Comparator, out: &mut Vec<Bound>) -> Option<()> {
             let end = match (maj, min, pat) {
                 (0, None, _) => floor_of(1, 0, 0),
                 (0, Some(0), None) => floor_of(0, 1, 0),
-                (0, Some(0), Some(p)) => floor_of(0, 0, p + 1),
-                (0, Some(m), _) => floor_of(0, m + 1, 0),
-                (m, _, _) => floor_of(m + 1, 0, 0),
+                (0, Some(0), Some(p)) => floor_of(0, 0, p.saturating_add(1)),
+                (0, Some(m), _) => floor_of(0, m.saturating_add(1), 0),
+                (m, _, _) => floor_of(m.saturating_add(1), 0, 0),
             };
             out.push(Bound::Below(end));
         }
@@ -276,6 +276,15 @@ mod tests {
         assert!(sat("^0.2.3", "0.2.9"));
         assert!(!sat("^0.2.3", "0.3.0"));
         assert!(sat("*", "0.0.1"));
+    }
+
+    #[test]
+    fn requirements_at_the_top_of_the_number_range_do_not_overflow() {
+        // The implied end saturates, so these ranges end at the largest version: nothing panics.
+        assert!(VersionRequirement::parse("^18446744073709551615").is_ok());
+        assert!(!sat("^18446744073709551615", "18446744073709551614.0.0"));
+        assert!(sat("~1.18446744073709551614", "1.18446744073709551614.3"));
+        assert!(!sat("<=1.2.18446744073709551615", "1.3.0"));
     }
 
     #[test]
