@@ -330,3 +330,73 @@ async fn get_falls_back_when_the_upstream_does_not_answer_in_time() {
     assert_eq!(served_by(&resp), "legacy");
     assert_eq!((orders.hits(), legacy.hits()), (1, 1));
 }
+
+/// A response that has started to reach the client is never replayed: the upstream sends its
+/// header and part of its body, then drops the connection. The client gets that truncated
+/// response, and the fallback never sees the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_that_reached_the_client_is_never_replayed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let orders = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\nx-served-by: orders\r\n\r\npartial",
+                )
+                .await;
+            // Dropping the connection cuts the body short.
+        }
+    });
+    let ficus = Ficus::start(&fallback_table(None), &[legacy.var(), ("orders", orders)]).await;
+    let resp = client()
+        .get(ficus.url("/api/orders/7"))
+        .send()
+        .await
+        .expect("the response head arrives");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(served_by(&resp), "orders");
+    assert!(
+        resp.bytes().await.is_err(),
+        "the body is cut short, as the upstream cut it"
+    );
+    assert_eq!(legacy.hits(), 0, "nothing was replayed to the fallback");
+}
+
+/// A body larger than the 64 KiB replay buffer cannot be replayed: with `fallback_unsafe`, a
+/// small POST whose upstream answers 503 is replayed to the fallback, a 1 MiB one is not (the
+/// client gets the upstream's 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_bodies_that_fit_the_replay_buffer_are_replayed() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let orders = Upstream::builder("orders").echo().start().await;
+    let ficus = Ficus::start(&fallback_table(None), &[legacy.var(), orders.var()]).await;
+    let post = |body: Vec<u8>| {
+        client()
+            .post(ficus.url("/unsafe/upload"))
+            // The echo upstream reads the whole body, then answers with this status.
+            .header("x-echo-status", "503")
+            .body(body)
+            .send()
+    };
+    let small = post(vec![b'a'; 1024]).await.expect("send");
+    assert_eq!(served_by(&small), "legacy", "a 1 KiB body is replayed");
+    assert_eq!(legacy.hits(), 1);
+
+    let large = post(vec![b'b'; 1024 * 1024]).await.expect("send");
+    assert_eq!(large.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(served_by(&large), "orders", "a 1 MiB body is not replayed");
+    assert_eq!(legacy.hits(), 1, "the fallback saw only the small body");
+}
