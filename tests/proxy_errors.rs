@@ -102,3 +102,47 @@ async fn a_malformed_request_gets_a_4xx_and_ficus_keeps_serving() {
     }
     assert_eq!(app.hits(), 3, "no malformed request reached the upstream");
 }
+
+/// A connect that times out is a 504 (the upstream did not answer in time), with the request id
+/// on the error response. The upstream is a listener that never accepts and whose accept queue
+/// the test fills first: Linux then drops further SYNs, so ficus's connect hangs until
+/// `connect_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_timeout_is_504_with_the_request_id() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // Fill the accept queue: connects succeed until it is full, then hang (bounded by a timeout).
+    let mut held = Vec::new();
+    loop {
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => held.push(stream),
+            Ok(Err(e)) => panic!("connect failed before the queue filled: {e}"),
+            Err(_) => break,
+        }
+        assert!(held.len() < 10_000, "the accept queue never filled");
+    }
+    let table = r#"
+[proxy]
+default = "app"
+
+[upstreams.app]
+url = "${app}"
+connect_timeout = "300ms"
+"#;
+    let ficus = Ficus::start(table, &[("app", format!("http://{addr}"))]).await;
+    let resp = client()
+        .get(ficus.url("/never-connects"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let body = short_text(resp).await;
+    assert!(body.contains("504"), "{body}");
+    drop(listener);
+}
