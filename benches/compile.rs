@@ -34,7 +34,8 @@ fn bench_compile(c: &mut Criterion) {
     group.sample_size(10);
     for size in [1_000usize, 10_000] {
         let text = table_text(size);
-        let table = ficus::config::load_str(&text, "bench.toml").unwrap_or_else(|e| panic!("bench table: {e}"));
+        let table = ficus::config::load_str(&text, "bench.toml")
+            .unwrap_or_else(|e| panic!("bench table: {e}"));
         assert_eq!(table.routes.len(), size);
         group.bench_with_input(BenchmarkId::from_parameter(size), &text, |b, text| {
             b.iter(|| ficus::config::load_str(black_box(text), "bench.toml"))

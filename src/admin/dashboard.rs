@@ -98,9 +98,9 @@ pub fn render(table: &RouteTable) -> String {
             parts.sort();
             parts.join(", ")
         });
-        let _ = write!(
+        let _ = writeln!(
             rows,
-            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(name),
             esc(&matches),
             esc(&target),

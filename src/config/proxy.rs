@@ -88,7 +88,11 @@ pub(crate) fn settings(
     };
     let grace_period = ctx.duration(grace_period.as_ref(), DEFAULT_GRACE_PERIOD);
     let delay_parsed = ctx.duration(shutdown_delay.as_ref(), Duration::ZERO);
-    if let (Some(grace), Some(delay), Some(raw_delay)) = (grace_period, delay_parsed, shutdown_delay.as_ref().map(|d| d.span())) {
+    if let (Some(grace), Some(delay), Some(raw_delay)) = (
+        grace_period,
+        delay_parsed,
+        shutdown_delay.as_ref().map(|d| d.span()),
+    ) {
         if !delay.is_zero() && delay >= grace {
             ctx.problems.hinted(
                 raw_delay,

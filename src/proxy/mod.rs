@@ -12,6 +12,7 @@
 //! fail_to_proxy             the status and short body for the error (errors)
 //! ```
 
+mod accounting;
 pub mod errors;
 pub mod fallback;
 pub mod headers;
@@ -28,7 +29,6 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
-use crate::metrics::metrics;
 use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
 use fallback::Attempt;
 
@@ -201,7 +201,7 @@ impl ProxyHttp for Ficus {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        count_upstream_failure(ctx, e.etype());
+        accounting::count_upstream_failure(ctx, e.etype());
         ctx.connect_failures += 1;
         // Nothing reached the upstream, so any method may try again: first the upstream's other
         // endpoints (round robin picks the next), then the route's fallback.
@@ -231,7 +231,7 @@ impl ProxyHttp for Ficus {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
         if matches!(e.esource(), pingora::ErrorSource::Upstream) {
-            count_upstream_failure(ctx, e.etype());
+            accounting::count_upstream_failure(ctx, e.etype());
         }
         let attempt = ctx.attempt(session);
         // A pooled connection the upstream had already closed is not a failure of the upstream:
@@ -294,7 +294,7 @@ impl ProxyHttp for Ficus {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        finish_request(session, e, ctx);
+        accounting::finish_request(session, e, ctx);
     }
 
     async fn fail_to_proxy(
@@ -314,111 +314,6 @@ impl ProxyHttp for Ficus {
             can_reuse_downstream: false,
         }
     }
-}
-
-/// Counts a failed connection or a timeout against the upstream of the current attempt.
-fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
-    let (Some(table), Some(id)) = (ctx.table.as_deref(), ctx.upstream) else {
-        return;
-    };
-    let name = table.upstream_name(id);
-    let m = metrics();
-    match etype {
-        ErrorType::ConnectTimedout
-        | ErrorType::ReadTimedout
-        | ErrorType::WriteTimedout
-        | ErrorType::TLSHandshakeTimedout => m.upstream_timeouts.with_label_values(&[name]).inc(),
-        ErrorType::ConnectRefused
-        | ErrorType::ConnectNoRoute
-        | ErrorType::ConnectError
-        | ErrorType::TLSHandshakeFailure
-        | ErrorType::TLSWantX509Lookup
-        | ErrorType::InvalidCert
-        | ErrorType::HandshakeError
-        | ErrorType::SocketError
-        | ErrorType::BindError
-        | ErrorType::ConnectProxyFailure => {
-            m.upstream_connect_errors.with_label_values(&[name]).inc()
-        }
-        // Failures after the connection was made, and errors that are not about reaching the
-        // upstream: counted by status in ficus_requests_total.
-        ErrorType::AcceptError
-        | ErrorType::InvalidHTTPHeader
-        | ErrorType::H1Error
-        | ErrorType::H2Error
-        | ErrorType::H2Downgrade
-        | ErrorType::InvalidH2
-        | ErrorType::ReadError
-        | ErrorType::WriteError
-        | ErrorType::ConnectionClosed
-        | ErrorType::HTTPStatus(_)
-        | ErrorType::FileOpenError
-        | ErrorType::FileCreateError
-        | ErrorType::FileReadError
-        | ErrorType::FileWriteError
-        | ErrorType::InternalError
-        | ErrorType::UnknownError
-        | ErrorType::Custom(_)
-        | ErrorType::CustomCode(_, _) => {}
-    }
-}
-
-/// The status label of a request whose client left before it was answered.
-const CLIENT_CLOSED: &str = "499";
-
-/// The request's metrics, counted once it is done. The request counter goes last, so a scrape
-/// that sees a request counted also sees its duration and fallback.
-fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seconds: f64) {
-    let m = metrics();
-    m.request_duration
-        .with_label_values(&[route, upstream])
-        .observe(seconds);
-    if fell_back {
-        m.fallbacks.with_label_values(&[route]).inc();
-    }
-    let code = http::StatusCode::from_u16(status).ok();
-    // No status: the client went away before its answer (nginx's 499).
-    let status = code.as_ref().map_or(CLIENT_CLOSED, |c| c.as_str());
-    m.requests
-        .with_label_values(&[route, upstream, status])
-        .inc();
-}
-
-/// Counts the finished request and writes its access-log line.
-fn finish_request(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
-    let req = session.req_header();
-    let status = session.response_written().map_or(0, |r| r.status.as_u16());
-    let (route, upstream) = match (ctx.table.as_deref(), ctx.decision) {
-        (Some(t), Some(d)) => (
-            t.route_name(&d),
-            ctx.upstream.map_or("none", |u| t.upstream_name(u)),
-        ),
-        _ => (crate::metrics::DEFAULT_ROUTE, "none"),
-    };
-    let status = match (status, e) {
-        (0, Some(e)) => errors::status_for(e.etype(), e.esource()),
-        (s, _) => s,
-    };
-    let duration = ctx.started.elapsed().as_secs_f64();
-    count_request(route, upstream, status, ctx.fallback.is_some(), duration);
-    let request_id = ctx
-        .request_id
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info!(
-        target: "ficus::access",
-        request_id,
-        method = %req.method,
-        path = req.uri.path(),
-        route,
-        upstream,
-        status,
-        fell_back = ctx.fallback.is_some(),
-        duration_ms = duration * 1000.0,
-        bytes = session.body_bytes_sent(),
-        error = e.map(|e| e.etype().as_str()),
-    );
 }
 
 async fn write_error(

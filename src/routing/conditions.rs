@@ -1,7 +1,7 @@
 //! Header, query and cookie conditions of a route.
 
-use http::{HeaderMap, HeaderName};
 use super::pattern::Pattern;
+use http::{HeaderMap, HeaderName};
 
 /// `headers = { name = "value" }` (exact) or `header_regex = { name = "pattern" }`.
 /// A header with several values matches when any of them does.
@@ -26,7 +26,8 @@ impl HeaderCondition {
     }
 
     pub fn regex(name: &str, pattern: &str) -> Result<HeaderCondition, String> {
-        let re = Pattern::new(pattern).map_err(|e| format!("bad regex for header {name:?}: {e}"))?;
+        let re =
+            Pattern::new(pattern).map_err(|e| format!("bad regex for header {name:?}: {e}"))?;
         Ok(HeaderCondition {
             name: header_name(name)?,
             value: ValueMatcher::Regex(re),

@@ -1,0 +1,113 @@
+//! What each request leaves behind once it is done: its metrics and its access-log line, and
+//! the upstream failures counted as they happen.
+
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType};
+
+use super::{errors, RequestCtx};
+use crate::metrics::metrics;
+
+/// Counts a failed connection or a timeout against the upstream of the current attempt.
+pub(super) fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
+    let (Some(table), Some(id)) = (ctx.table.as_deref(), ctx.upstream) else {
+        return;
+    };
+    let name = table.upstream_name(id);
+    let m = metrics();
+    match etype {
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout => m.upstream_timeouts.with_label_values(&[name]).inc(),
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSWantX509Lookup
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError
+        | ErrorType::SocketError
+        | ErrorType::BindError
+        | ErrorType::ConnectProxyFailure => {
+            m.upstream_connect_errors.with_label_values(&[name]).inc()
+        }
+        // Failures after the connection was made, and errors that are not about reaching the
+        // upstream: counted by status in ficus_requests_total.
+        ErrorType::AcceptError
+        | ErrorType::InvalidHTTPHeader
+        | ErrorType::H1Error
+        | ErrorType::H2Error
+        | ErrorType::H2Downgrade
+        | ErrorType::InvalidH2
+        | ErrorType::ReadError
+        | ErrorType::WriteError
+        | ErrorType::ConnectionClosed
+        | ErrorType::HTTPStatus(_)
+        | ErrorType::FileOpenError
+        | ErrorType::FileCreateError
+        | ErrorType::FileReadError
+        | ErrorType::FileWriteError
+        | ErrorType::InternalError
+        | ErrorType::UnknownError
+        | ErrorType::Custom(_)
+        | ErrorType::CustomCode(_, _) => {}
+    }
+}
+
+/// The status label of a request whose client left before it was answered.
+const CLIENT_CLOSED: &str = "499";
+
+/// The request's metrics, counted once it is done. The request counter goes last, so a scrape
+/// that sees a request counted also sees its duration and fallback.
+fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seconds: f64) {
+    let m = metrics();
+    m.request_duration
+        .with_label_values(&[route, upstream])
+        .observe(seconds);
+    if fell_back {
+        m.fallbacks.with_label_values(&[route]).inc();
+    }
+    let code = http::StatusCode::from_u16(status).ok();
+    // No status: the client went away before its answer (nginx's 499).
+    let status = code.as_ref().map_or(CLIENT_CLOSED, |c| c.as_str());
+    m.requests
+        .with_label_values(&[route, upstream, status])
+        .inc();
+}
+
+/// Counts the finished request and writes its access-log line.
+pub(super) fn finish_request(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+    let req = session.req_header();
+    let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    let (route, upstream) = match (ctx.table.as_deref(), ctx.decision) {
+        (Some(t), Some(d)) => (
+            t.route_name(&d),
+            ctx.upstream.map_or("none", |u| t.upstream_name(u)),
+        ),
+        _ => (crate::metrics::DEFAULT_ROUTE, "none"),
+    };
+    let status = match (status, e) {
+        (0, Some(e)) => errors::status_for(e.etype(), e.esource()),
+        (s, _) => s,
+    };
+    let duration = ctx.started.elapsed().as_secs_f64();
+    count_request(route, upstream, status, ctx.fallback.is_some(), duration);
+    let request_id = ctx
+        .request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info!(
+        target: "ficus::access",
+        request_id,
+        method = %req.method,
+        path = req.uri.path(),
+        route,
+        upstream,
+        status,
+        fell_back = ctx.fallback.is_some(),
+        duration_ms = duration * 1000.0,
+        bytes = session.body_bytes_sent(),
+        error = e.map(|e| e.etype().as_str()),
+    );
+}
