@@ -215,7 +215,7 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
         .and_then(|()| std::fs::write(&table_file, &text))
         .with_context(|| format!("cannot write {}", table_file.display()))?;
     let proxy_url = format!("http://{listen}");
-    let steps = steps(&table, &proxy_url);
+    let steps = steps(&table, &proxy_url)?;
     let server = crate::server::spawn(table).map_err(|e| {
         anyhow::anyhow!("{e:#} (choose another address with `ficus demo --listen 127.0.0.1:PORT`)")
     })?;
@@ -232,21 +232,28 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
 }
 
 /// [`STEPS`], read into requests, with curl lines aimed at `proxy`.
-fn steps(table: &RouteTable, proxy: &str) -> Vec<DemoStep> {
+fn steps(table: &RouteTable, proxy: &str) -> anyhow::Result<Vec<DemoStep>> {
     let field = |fields: &mut std::str::Split<'static, char>| fields.next().unwrap_or("").trim();
     let mut steps = Vec::new();
     for line in STEPS.lines().filter(|l| !l.trim().is_empty()) {
         let mut fields = line.split('|');
         let (expect_served_by, what) = (field(&mut fields), field(&mut fields));
-        let (method, path) = field(&mut fields).split_once(' ').expect("METHOD path");
-        let header = field(&mut fields).split_once(": ").map(|(name, value)| {
-            let value = match value.strip_prefix("{user:") {
-                Some(side) => sticky_user(table, side.trim_end_matches('}')),
-                None => value.to_string(),
-            };
-            (name, value)
-        });
-        let method: Method = method.parse().expect("a method");
+        let (method, path) = field(&mut fields)
+            .split_once(' ')
+            .with_context(|| format!("demo step {line:?}: expected `METHOD path`"))?;
+        let header = match field(&mut fields).split_once(": ") {
+            Some((name, value)) => {
+                let value = match value.strip_prefix("{user:") {
+                    Some(side) => sticky_user(table, side.trim_end_matches('}'))?,
+                    None => value.to_string(),
+                };
+                Some((name, value))
+            }
+            None => None,
+        };
+        let method: Method = method
+            .parse()
+            .with_context(|| format!("demo step {line:?}: bad method"))?;
         let body = (method == Method::POST).then_some(ORDER_BODY);
         let mut curl = String::from("curl -si");
         if let Some((name, value)) = &header {
@@ -266,15 +273,21 @@ fn steps(table: &RouteTable, proxy: &str) -> Vec<DemoStep> {
             expect_served_by,
         });
     }
-    steps
+    Ok(steps)
 }
 
 /// The first `user-N` whose orders the split sends to `side`, found with the real routing code.
-fn sticky_user(table: &RouteTable, side: &str) -> String {
-    let want = table.upstream_ids[side];
+fn sticky_user(table: &RouteTable, side: &str) -> anyhow::Result<String> {
+    let want = *table
+        .upstream_ids
+        .get(side)
+        .with_context(|| format!("the demo table has no upstream {side}"))?;
     let lands_on_side = |user: &String| {
         let mut headers = HeaderMap::new();
-        headers.insert("x-user-id", HeaderValue::from_str(user).expect("ascii"));
+        let Ok(value) = HeaderValue::from_str(user) else {
+            return false;
+        };
+        headers.insert("x-user-id", value);
         let head = RequestHead {
             method: &Method::POST,
             path: "/api/orders",
@@ -284,10 +297,10 @@ fn sticky_user(table: &RouteTable, side: &str) -> String {
         };
         table.decide(&head).upstream == want
     };
-    (1..)
+    (1..10_000)
         .map(|n| format!("user-{n}"))
         .find(lands_on_side)
-        .expect("a user on each side")
+        .with_context(|| format!("no demo user lands on {side}"))
 }
 
 /// Serves app `name` on a free loopback port, on `runtime`.
@@ -346,6 +359,6 @@ async fn answer(
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(SERVED_BY, name)
         .body(Full::new(Bytes::from(format!("{json}\n"))))
-        .expect("a valid response");
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"{}\n"))));
     Ok(response)
 }
