@@ -279,16 +279,23 @@ async fn post_falls_back_with_fallback_unsafe_and_the_whole_body_is_replayed() {
     assert_eq!(legacy.hits(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_falls_back_when_the_upstream_answers_503() {
+/// GET /api/orders/7 on the fallback route whose upstream answers `status`: the response, the
+/// two upstreams, and ficus (kept alive until the caller has read the body).
+async fn get_with_orders_answering(status: u16) -> (reqwest::Response, Upstream, Upstream, Ficus) {
     let legacy = Upstream::builder("legacy").echo().start().await;
-    let orders = Upstream::builder("orders").status(503).start().await;
+    let orders = Upstream::builder("orders").status(status).start().await;
     let ficus = Ficus::start(&fallback_table(None), &[legacy.var(), orders.var()]).await;
     let resp = client()
         .get(ficus.url("/api/orders/7"))
         .send()
         .await
         .expect("send");
+    (resp, legacy, orders, ficus)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_falls_back_when_the_upstream_answers_503() {
+    let (resp, legacy, orders, _ficus) = get_with_orders_answering(503).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(served_by(&resp), "legacy");
     let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
@@ -298,14 +305,7 @@ async fn get_falls_back_when_the_upstream_answers_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4xx_from_the_upstream_is_not_a_reason_to_fall_back() {
-    let legacy = Upstream::builder("legacy").echo().start().await;
-    let orders = Upstream::builder("orders").status(404).start().await;
-    let ficus = Ficus::start(&fallback_table(None), &[legacy.var(), orders.var()]).await;
-    let resp = client()
-        .get(ficus.url("/api/orders/7"))
-        .send()
-        .await
-        .expect("send");
+    let (resp, legacy, _orders, _ficus) = get_with_orders_answering(404).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(served_by(&resp), "orders");
     assert_eq!(resp.text().await.expect("body"), "orders answers 404\n");
