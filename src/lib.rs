@@ -12,7 +12,9 @@
 //! [`config`] reads `routes.toml` in two layers (serde structs that mirror the file, then a compile
 //! step that validates everything in one pass and builds the immutable table). [`server`] wires the
 //! Pingora server; [`cli`] implements `check` and `explain`; [`demo`] runs the embedded demo.
+//! [`access_log`] and [`metrics`] record what each request did.
 
+pub mod access_log;
 pub mod admin;
 pub mod cli;
 pub mod config;

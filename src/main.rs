@@ -59,6 +59,10 @@ enum Command {
     },
 }
 
+/// mimalloc serves Pingora's many small per-request allocations faster than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let place = info

@@ -5,6 +5,7 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
 use super::{errors, RequestCtx};
+use crate::access_log::{AccessLog, Entry};
 use crate::metrics::metrics;
 
 /// Counts a failed connection or a timeout against the upstream of the current attempt.
@@ -54,8 +55,8 @@ pub(super) fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
     }
 }
 
-/// The status label of a request whose client left before it was answered.
-const CLIENT_CLOSED: &str = "499";
+/// The status of a request whose client left before it was answered.
+const CLIENT_CLOSED: u16 = 499;
 
 /// The request's metrics, counted once it is done. The request counter goes last, so a scrape
 /// that sees a request counted also sees its duration and fallback.
@@ -68,15 +69,19 @@ fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seco
         m.fallbacks.with_label_values(&[route]).inc();
     }
     let code = http::StatusCode::from_u16(status).ok();
-    // No status: the client went away before its answer (nginx's 499).
-    let status = code.as_ref().map_or(CLIENT_CLOSED, |c| c.as_str());
+    let status = code.as_ref().map_or("499", |c| c.as_str());
     m.requests
         .with_label_values(&[route, upstream, status])
         .inc();
 }
 
 /// Counts the finished request and writes its access-log line.
-pub(super) fn finish_request(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+pub(super) fn finish_request(
+    session: &Session,
+    e: Option<&Error>,
+    ctx: &RequestCtx,
+    access_log: &AccessLog,
+) {
     let req = session.req_header();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let (route, upstream) = match (ctx.table.as_deref(), ctx.decision) {
@@ -90,24 +95,32 @@ pub(super) fn finish_request(session: &Session, e: Option<&Error>, ctx: &Request
         (0, Some(e)) => errors::status_for(e.etype(), e.esource()),
         (s, _) => s,
     };
-    let duration = ctx.started.elapsed().as_secs_f64();
-    count_request(route, upstream, status, ctx.fallback.is_some(), duration);
-    let request_id = ctx
-        .request_id
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info!(
-        target: "ficus::access",
-        request_id,
-        method = %req.method,
-        path = req.uri.path(),
+    // No status: the client went away before its answer (nginx's 499).
+    let status = if status == 0 { CLIENT_CLOSED } else { status };
+    let duration = ctx.started.elapsed();
+    count_request(
         route,
         upstream,
         status,
-        fell_back = ctx.fallback.is_some(),
-        duration_ms = duration * 1000.0,
-        bytes = session.body_bytes_sent(),
-        error = e.map(|e| e.etype().as_str()),
+        ctx.fallback.is_some(),
+        duration.as_secs_f64(),
     );
+    if access_log.is_on() {
+        access_log.record(&Entry {
+            request_id: ctx
+                .request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            route,
+            upstream,
+            status,
+            fell_back: ctx.fallback.is_some(),
+            duration,
+            bytes: session.body_bytes_sent(),
+            error: e.map(|e| e.etype().as_str()),
+        });
+    }
 }

@@ -29,6 +29,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
+use crate::access_log::AccessLog;
 use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
 use fallback::Attempt;
 
@@ -38,11 +39,12 @@ pub type SharedTable = Arc<ArcSwap<RouteTable>>;
 /// The proxy service.
 pub struct Ficus {
     table: SharedTable,
+    access_log: AccessLog,
 }
 
 impl Ficus {
-    pub fn new(table: SharedTable) -> Self {
-        Ficus { table }
+    pub fn new(table: SharedTable, access_log: AccessLog) -> Self {
+        Ficus { table, access_log }
     }
 }
 
@@ -87,6 +89,10 @@ fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
 #[async_trait]
 impl ProxyHttp for Ficus {
     type CTX = RequestCtx;
+
+    /// No downstream modules: Pingora's default adds a (disabled) response compression module,
+    /// which cost an allocation and a filter call per request for nothing.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
@@ -294,7 +300,7 @@ impl ProxyHttp for Ficus {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        accounting::finish_request(session, e, ctx);
+        accounting::finish_request(session, e, ctx, &self.access_log);
     }
 
     async fn fail_to_proxy(
