@@ -10,10 +10,12 @@
 # ficus with `cargo build --release`, and then, on 127.0.0.1 only:
 #
 #   core 0 (LOAD_CORE)   wrk, and the upstream: one nginx worker answering 200 with a 1 KiB body
-#   core 1 (PROXY_CORE)  the proxy under test, one worker each: nginx, haproxy, ficus
+#   core 1 (PROXY_CORE)  the proxy under test, one worker each: nginx, haproxy, a bare Pingora
+#                        proxy, ficus
 #
-# Each scenario (see benches/compare/scenarios.sh) is measured against four targets: the upstream
-# directly (the ceiling), nginx, haproxy and ficus. The targets take turns within each round
+# Each scenario (see benches/compare/scenarios.sh) is measured against these targets: the upstream
+# directly (the ceiling), nginx, haproxy, `pingora` (examples/bare_pingora.rs: Pingora 0.9.1 with
+# its defaults and no routing, the floor that ficus is built on; pass-through only) and ficus. The targets take turns within each round
 # (A B C D A B C D ...), so that a slow drift of the machine hits all of them alike, and each
 # measured run follows an unmeasured warm-up. Per target it reports the medians of requests per
 # second, p50 and p99 latency, and the proxy's CPU time per request; the rate as a percentage of
@@ -28,9 +30,10 @@
 #   WARMUP=2s           length of the unmeasured run before each measured one
 #   CONNECTIONS=50      wrk's open connections (one wrk thread)
 #   SCENARIOS="passthrough routes1000 split"
-#   TARGETS="direct nginx haproxy ficus"
+#   TARGETS="direct nginx haproxy pingora ficus"
 #   ACCESS_LOG=on       every proxy writes an access-log line per request, to a file; off: none
-#   BASE_PORT=18000     upstream on BASE+1 and BASE+2; nginx BASE+81, haproxy BASE+82, ficus BASE+83
+#   BASE_PORT=18000     upstream on BASE+1 and BASE+2; nginx BASE+81, haproxy BASE+82, ficus BASE+83,
+#                       pingora BASE+84
 #   LOAD_CORE=0 PROXY_CORE=1
 #   OUT=target/compare  latest.json, latest.txt, runs.tsv and the configurations used
 #   KEEP_WORK=0         1 keeps the temporary directory (configs, logs, pid files, wrk output);
@@ -46,7 +49,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-50}
 SCENARIOS=${SCENARIOS:-passthrough routes1000 split}
-TARGETS=${TARGETS:-direct nginx haproxy ficus}
+TARGETS=${TARGETS:-direct nginx haproxy pingora ficus}
 ACCESS_LOG=${ACCESS_LOG:-on}
 BASE_PORT=${BASE_PORT:-18000}
 LOAD_CORE=${LOAD_CORE:-0}
@@ -58,7 +61,8 @@ OTHER_LOAD_WARN=${OTHER_LOAD_WARN:-5}
 
 UP_A=$((BASE_PORT + 1))
 UP_B=$((BASE_PORT + 2))
-declare -A PORT=([nginx]=$((BASE_PORT + 81)) [haproxy]=$((BASE_PORT + 82)) [ficus]=$((BASE_PORT + 83)))
+declare -A PORT=([nginx]=$((BASE_PORT + 81)) [haproxy]=$((BASE_PORT + 82)) [ficus]=$((BASE_PORT + 83))
+    [pingora]=$((BASE_PORT + 84)))
 
 # nginx and haproxy live in /usr/sbin, which a user's PATH may lack.
 export PATH=$PATH:/usr/sbin:/sbin
@@ -111,10 +115,20 @@ install_missing() {
 }
 
 build_ficus() {
-    say "building ficus (cargo build --release)"
-    (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+    say "building ficus and the bare Pingora proxy (cargo build --release)"
+    (cd "$ROOT" && cargo build --release --bin ficus --example bare_pingora) || die "cargo build --release failed"
     FICUS_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ficus
+    PINGORA_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bare_pingora
     [ -x "$FICUS_BIN" ] || die "no binary at $FICUS_BIN"
+    [ -x "$PINGORA_BIN" ] || die "no binary at $PINGORA_BIN"
+}
+
+# The targets measured in the current scenario: TARGETS without those it skips (SC_SKIP).
+scenario_targets() {
+    local target
+    for target in $TARGETS; do
+        [[ " $SC_SKIP " == *" $target "* ]] || printf '%s ' "$target"
+    done
 }
 
 # ----------------------------------------------------------------------------------------------
@@ -229,8 +243,8 @@ declare -A PROXY_PID ACCESS_FILE
 # proxies named in TARGETS on the proxy core.
 start_proxies() {
     local parts=$1 target dir log
-    for target in nginx haproxy ficus; do
-        [[ " $TARGETS " == *" $target "* ]] || continue
+    for target in nginx haproxy pingora ficus; do
+        [[ " $(scenario_targets) " == *" $target "* ]] || continue
         dir=$WORK/$target
         rm -rf "$dir"
         mkdir -p "$dir"
@@ -274,6 +288,13 @@ start_proxies() {
                 log=$dir/access.log
                 RUST_LOG=$level start_bg "$log" taskset -c "$PROXY_CORE" "$FICUS_BIN" run --config "$dir/table/ficus.toml"
                 ;;
+            pingora)
+                local access=()
+                [ "$ACCESS_LOG" = on ] && access=("$dir/access.log")
+                log=$dir/stderr.log
+                start_bg "$log" taskset -c "$PROXY_CORE" "$PINGORA_BIN" "127.0.0.1:${PORT[pingora]}" \
+                    "127.0.0.1:$UP_A" "${access[@]}"
+                ;;
         esac
         PROXY_PID[$target]=$STARTED
         wait_ready "${PORT[$target]}" "$STARTED" "$log"
@@ -283,8 +304,8 @@ start_proxies() {
 stop_proxies() {
     local target
     for target in "${!PROXY_PID[@]}"; do
-        # ficus: SIGINT is its fast shutdown (SIGTERM would wait out the grace period).
-        if [ "$target" = ficus ]; then stop_pid "${PROXY_PID[$target]}" INT; else stop_pid "${PROXY_PID[$target]}"; fi
+        # Pingora: SIGINT is the fast shutdown (SIGTERM would wait out the grace period).
+        if [ "$target" = ficus ] || [ "$target" = pingora ]; then stop_pid "${PROXY_PID[$target]}" INT; else stop_pid "${PROXY_PID[$target]}"; fi
         unset "PROXY_PID[$target]"
     done
 }
@@ -457,7 +478,7 @@ check_scenario() {
     local scenario=$1 target port summary="" headers=() pairs=() pair
     IFS='|' read -ra pairs <<<"$SC_HEADERS"
     for pair in "${pairs[@]}"; do headers+=(-H "$pair"); done
-    for target in $TARGETS; do
+    for target in $(scenario_targets); do
         port=$SC_DIRECT_PORT
         [ "$target" = direct ] || port=${PORT[$target]}
         if [ "$SC_EXPECT" = split ]; then
@@ -502,7 +523,7 @@ run_scenario() {
     check_scenario "$scenario"
     printf '%s\t%s\t%s\n' "$scenario" "$SC_TITLE" "$CHECK" >>"$OUT/scenarios.tsv"
     for ((round = 1; round <= ROUNDS; round++)); do
-        for target in $TARGETS; do
+        for target in $(scenario_targets); do
             measure "$scenario" "$target" "$round"
         done
     done
@@ -515,13 +536,14 @@ run_scenario() {
 keep_configs_and_logs() {
     local scenario=$1 target dir
     mkdir -p "$OUT/configs/$scenario" "$OUT/logs"
-    for target in nginx haproxy ficus; do
+    for target in $(scenario_targets); do
         dir=$WORK/$target
-        [ -d "$dir" ] || continue
+        [ "$target" != direct ] && [ -d "$dir" ] || continue
         cp "$dir"/*.conf "$dir"/*.cfg "$dir"/table/*.toml "$OUT/configs/$scenario/" 2>/dev/null || true
         case $target in
             nginx) cat "$dir/stderr.log" "$dir/error.log" ;;
             haproxy) cat "$dir/haproxy.log" ;;
+            pingora) cat "$dir/stderr.log" ;;
             ficus)
                 trim_access_log ficus
                 cat "$WORK/ficus-messages.log"

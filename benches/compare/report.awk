@@ -13,7 +13,7 @@
 BEGIN {
     FS = "\t"
     json = ENVIRON["REPORT_JSON"]; meta = ENVIRON["REPORT_META"]
-    ntg = split("direct nginx haproxy ficus", targets, " ")
+    ntg = split("direct nginx haproxy pingora ficus", targets, " ")
 }
 
 FNR == NR {
@@ -84,9 +84,13 @@ END {
         }
         rc = ratio(med_cpu["ficus"], med_cpu["nginx"]); rr = ratio(med_rps["ficus"], med_rps["nginx"])
         printf "   ficus/nginx: CPU per request %s, rps %s\n", cell(rc, "%.2fx"), cell(rr, "%.2fx")
+        # Against the bare Pingora proxy ficus is built on (measured in pass-through only).
+        pc = ratio(med_cpu["ficus"], med_cpu["pingora"]); pr = ratio(med_rps["ficus"], med_rps["pingora"])
+        if (pc != "" || pr != "")
+            printf "   ficus/pingora: CPU per request %s, rps %s\n", cell(pc, "%.2fx"), cell(pr, "%.2fx")
         if (other[sc] > ENVIRON["OTHER_LOAD_WARN"] + 0)
             printf "   warning: other programs took up to %d%% of a core during these runs: the figures are disturbed\n", other[sc]
-        out = out sprintf("\n    ],\"ficus_over_nginx\":{\"cpu_per_req\":%s,\"rps\":%s}}", num(rc, "%.3f"), num(rr, "%.3f"))
+        out = out sprintf("\n    ],\"ficus_over_nginx\":{\"cpu_per_req\":%s,\"rps\":%s},\"ficus_over_pingora\":{\"cpu_per_req\":%s,\"rps\":%s}}", num(rc, "%.3f"), num(rr, "%.3f"), num(pc, "%.3f"), num(pr, "%.3f"))
         delete med_rps; delete med_cpu
     }
     out = out "\n  ],"

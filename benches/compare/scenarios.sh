@@ -16,6 +16,7 @@
 #   SC_RANDOM_HEADER  a header given a random user id per request ("" for none)
 #   SC_DIRECT_PORT    the upstream port the "direct" target hits
 #   SC_EXPECT         the side (x-upstream) that must answer: a, b, or split (both)
+#   SC_SKIP           targets that cannot do the scenario (the bare Pingora proxy only passes through)
 #
 # The upstream side "a" is the legacy app (every proxy's default); "b" is the new service.
 
@@ -30,6 +31,7 @@ scenario_passthrough() {
     SC_RANDOM_HEADER=""
     SC_DIRECT_PORT=$UP_A
     SC_EXPECT="a"
+    SC_SKIP=""
     : >"$dir/nginx.http"
     printf '        location / {\n            proxy_pass http://legacy;\n        }\n' >"$dir/nginx.locations"
     : >"$dir/haproxy.rules"
@@ -63,6 +65,7 @@ scenario_routes1000() {
     SC_RANDOM_HEADER=""
     SC_DIRECT_PORT=$UP_B
     SC_EXPECT="b"
+    SC_SKIP="pingora"
 
     # nginx: one map per combination of method and header conditions, tested inside the location.
     cat >"$dir/nginx.http" <<'NGINX'
@@ -134,6 +137,7 @@ scenario_split() {
     SC_RANDOM_HEADER="x-user-id"
     SC_DIRECT_PORT=$UP_A
     SC_EXPECT="split"
+    SC_SKIP="pingora"
     cat >"$dir/nginx.http" <<'NGINX'
     split_clients "${http_x_user_id}" $bench_split {
         10%     orders;
