@@ -127,7 +127,7 @@ build_ficus() {
 scenario_targets() {
     local target
     for target in $TARGETS; do
-        [[ " $SC_SKIP " == *" $target "* ]] || printf '%s ' "$target"
+        [[ " ${SC_SKIP:-} " == *" $target "* ]] || printf '%s ' "$target"
     done
 }
 
@@ -304,7 +304,8 @@ start_proxies() {
 stop_proxies() {
     local target
     for target in "${!PROXY_PID[@]}"; do
-        # Pingora: SIGINT is the fast shutdown (SIGTERM would wait out the grace period).
+        # ficus: SIGINT is its fast shutdown (SIGTERM would wait out the grace period); the bare
+        # Pingora proxy has no grace period, and stops the same way.
         if [ "$target" = ficus ] || [ "$target" = pingora ]; then stop_pid "${PROXY_PID[$target]}" INT; else stop_pid "${PROXY_PID[$target]}"; fi
         unset "PROXY_PID[$target]"
     done

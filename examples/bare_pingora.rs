@@ -5,7 +5,7 @@
 //!
 //!     cargo run --release --example bare_pingora -- LISTEN UPSTREAM [ACCESS_LOG_FILE]
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -47,7 +47,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: bare_pingora LISTEN UPSTREAM [ACCESS_LOG_FILE]";
     let listen = args.next().ok_or(usage)?;
     let upstream: SocketAddr = args.next().ok_or(usage)?.parse()?;
-    let log = args.next().map(File::create).transpose()?.map(Mutex::new);
+    // Appending, like nginx and haproxy: compare.sh empties the file between runs.
+    let log = args
+        .next()
+        .map(|path| OpenOptions::new().create(true).append(true).open(path))
+        .transpose()?
+        .map(Mutex::new);
 
     let conf = pingora::server::configuration::ServerConf {
         threads: 1,

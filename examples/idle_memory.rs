@@ -80,7 +80,7 @@ fn free_port() -> Result<u16, Error> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Resident kB of `pid` and its children (nginx: the master and its worker).
+/// Resident KiB (VmRSS) of `pid` and its children (nginx: the master and its worker).
 fn rss_kb(pid: u32) -> u64 {
     let mut pids = vec![pid];
     if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
@@ -250,15 +250,15 @@ fn main() -> Result<(), Error> {
 
     println!("resident memory with {n} idle keep-alive client connections (one request each)");
     println!(
-        "   {:<8} {:>9} {:>12} {:>14}",
-        "proxy", "idle MB", "loaded MB", "KB/connection"
+        "   {:<8} {:>9} {:>12} {:>15}",
+        "proxy", "idle MiB", "loaded MiB", "KiB/connection"
     );
     for (name, (idle, loaded)) in rows {
         println!(
-            "   {:<8} {:>9.1} {:>12.1} {:>14.1}",
+            "   {:<8} {:>9.1} {:>12.1} {:>15.1}",
             name,
-            idle as f64 / 1000.0,
-            loaded as f64 / 1000.0,
+            idle as f64 / 1024.0,
+            loaded as f64 / 1024.0,
             loaded.saturating_sub(idle) as f64 / n as f64
         );
     }

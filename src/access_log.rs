@@ -2,16 +2,18 @@
 //! JSON shape as the rest of ficus's log, written to stderr in batches.
 //!
 //! Through `tracing`, with one `write(2)` per line, the line cost about 5 µs of CPU per request,
-//! a tenth of all ficus spent on one (benches/README.md). Here a line is formatted by hand into a
-//! shared buffer, which is written out when it holds [`BATCH_BYTES`], at the latest
-//! [`FLUSH_AFTER`] after its first line, and when the server stops. A crash (`kill -9`) can lose
-//! the lines of that last fraction of a second; Envoy's file access log makes the same trade.
+//! a tenth of all ficus spent on one (benches/README.md). Here a request formats its line by hand
+//! into a shared batch, under a lock it holds for nothing else. The batch is written out when it
+//! holds [`BATCH_BYTES`], at the latest [`FLUSH_AFTER`] after its first line (a flush thread),
+//! and when the server stops. The write happens outside the batch's lock, in whole lines of at
+//! most 4 KiB per `write(2)`, so a slow stderr never holds up a request. A crash (`kill -9`) can
+//! lose the lines of that last fraction of a second; Envoy's file access log makes the same trade.
 //!
 //! Whether lines are written at all follows `RUST_LOG` as for every other target: the check is
 //! made once, when the server is built.
 
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::routing::LogFormat;
@@ -22,8 +24,15 @@ pub const TARGET: &str = "ficus::access";
 pub const BATCH_BYTES: usize = 16 * 1024;
 /// The longest a line waits in the buffer.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
-/// Lines that cannot be written (stderr gone) are dropped beyond this, so memory stays bounded.
+/// Each `write(2)` carries whole lines and at most this much (unless one line is longer): writes
+/// to a pipe up to this size are atomic, so lines of another writer on the same stderr (the
+/// other process during an upgrade) never cut into ours.
+const WRITE_CHUNK: usize = 4096;
+/// While stderr cannot take lines (a stuck pipe, a full disk), at most this much waits; newer
+/// lines are dropped and counted, so memory stays bounded.
 const MAX_PENDING: usize = 1024 * 1024;
+/// `9999-12-31T23:59:59Z`, the last second RFC 3339 can write.
+const LAST_SECOND: u64 = 253_402_300_799;
 
 /// What one finished request leaves in the log.
 #[derive(Debug, Clone, Copy)]
@@ -47,20 +56,33 @@ pub struct AccessLog {
     shared: Option<Arc<Shared>>,
 }
 
+/// Two locks: requests only ever take `lines`, briefly; whoever writes takes `out` and holds
+/// `lines` only to swap the batch out, so a slow stderr never holds up a request.
 struct Shared {
     format: LogFormat,
-    state: Mutex<State>,
-    /// Signalled when the buffer receives its first line.
+    lines: Mutex<Lines>,
+    /// Signalled when the batch receives its first line.
     filled: Condvar,
+    out: Mutex<Output>,
 }
 
-struct State {
+/// The batch being filled.
+struct Lines {
     buf: Vec<u8>,
-    out: Box<dyn Write + Send>,
     /// The second of the cached timestamp prefix, and the prefix (`2026-11-22T05:36:30.`).
     stamp_second: u64,
     stamp_prefix: String,
-    write_failed: bool,
+    /// Lines dropped since the last report because too much was waiting.
+    dropped: u64,
+}
+
+struct Output {
+    writer: Box<dyn Write + Send>,
+    /// Taken from the batch, not yet written (all of it, after a failed write).
+    pending: Vec<u8>,
+    failing: bool,
+    /// Lines thrown away after failed writes, not reported yet.
+    lost: u64,
 }
 
 impl AccessLog {
@@ -80,24 +102,41 @@ impl AccessLog {
 
     /// Lines to `out`, batched, with a thread that writes a waiting batch after [`FLUSH_AFTER`].
     pub fn to_writer(format: LogFormat, out: Box<dyn Write + Send>) -> Self {
+        Self::with_flush_after(format, out, Some(FLUSH_AFTER))
+    }
+
+    /// Lines to `out`; with `flush_after`, a thread writes a waiting batch that much after its
+    /// first line. Without, lines wait for a full batch, [`AccessLog::flush`] or the last drop.
+    fn with_flush_after(
+        format: LogFormat,
+        writer: Box<dyn Write + Send>,
+        flush_after: Option<Duration>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             format,
-            state: Mutex::new(State {
+            lines: Mutex::new(Lines {
                 buf: Vec::with_capacity(BATCH_BYTES * 2),
-                out,
                 stamp_second: u64::MAX,
                 stamp_prefix: String::new(),
-                write_failed: false,
+                dropped: 0,
             }),
             filled: Condvar::new(),
+            out: Mutex::new(Output {
+                writer,
+                pending: Vec::with_capacity(BATCH_BYTES * 2),
+                failing: false,
+                lost: 0,
+            }),
         });
-        let weak = Arc::downgrade(&shared);
-        let spawned = std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || flush_batches(weak));
-        if let Err(e) = spawned {
-            // Lines are still written once a batch is full, and when the server stops.
-            tracing::warn!("access log: no flush thread ({e}); lines wait for a full batch");
+        if let Some(after) = flush_after {
+            let weak = Arc::downgrade(&shared);
+            let spawned = std::thread::Builder::new()
+                .name("access-log".into())
+                .spawn(move || flush_batches(weak, after));
+            if let Err(e) = spawned {
+                // Lines are still written once a batch is full, and when the server stops.
+                tracing::warn!("access log: no flush thread ({e}); lines wait for a full batch");
+            }
         }
         AccessLog {
             shared: Some(shared),
@@ -108,15 +147,20 @@ impl AccessLog {
         self.shared.is_some()
     }
 
-    /// Adds the request's line; writes the batch if it is full.
+    /// Adds the request's line; writes the batch if it is full and nobody else is writing.
     pub fn record(&self, entry: &Entry<'_>) {
         let Some(shared) = &self.shared else { return };
-        let mut state = shared.lock();
-        let was_empty = state.buf.is_empty();
-        let now = SystemTime::now();
-        state.append(shared.format, now, entry);
-        if state.buf.len() >= BATCH_BYTES {
-            state.write_out();
+        let mut lines = shared.lines();
+        if lines.buf.len() >= MAX_PENDING {
+            lines.dropped += 1;
+            return;
+        }
+        let was_empty = lines.buf.is_empty();
+        lines.append(shared.format, SystemTime::now(), entry);
+        let full = lines.buf.len() >= BATCH_BYTES;
+        drop(lines);
+        if full {
+            shared.write_out(false);
         } else if was_empty {
             shared.filled.notify_one();
         }
@@ -125,79 +169,141 @@ impl AccessLog {
     /// Writes whatever is waiting (the server calls this as it stops).
     pub fn flush(&self) {
         if let Some(shared) = &self.shared {
-            shared.lock().write_out();
+            shared.write_out(true);
         }
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while formatting a line leaves nothing half-done that matters: keep logging.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A panic while formatting a line leaves nothing half-done that matters: keep logging.
+    fn lines(&self) -> MutexGuard<'_, Lines> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the batch. `wait`: wait for a write in progress, and retry a failing writer;
+    /// otherwise (a request that filled the batch) leave both to the writer already at work
+    /// and to the flush thread.
+    fn write_out(&self, wait: bool) {
+        let mut out = match self.out.try_lock() {
+            Ok(out) => out,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) if wait => {
+                self.out.lock().unwrap_or_else(|p| p.into_inner())
+            }
+            Err(TryLockError::WouldBlock) => return,
+        };
+        if out.failing && !wait {
+            return;
+        }
+        let dropped = {
+            let mut lines = self.lines();
+            if out.pending.is_empty() {
+                std::mem::swap(&mut out.pending, &mut lines.buf);
+            } else {
+                out.pending.extend_from_slice(&lines.buf);
+                lines.buf.clear();
+            }
+            std::mem::take(&mut lines.dropped)
+        };
+        out.write_pending(dropped);
+    }
+}
+
+impl Output {
+    fn write_pending(&mut self, dropped: u64) {
+        let dropped = dropped + std::mem::take(&mut self.lost);
+        if dropped > 0 {
+            let note =
+                format!("access log: {dropped} lines dropped while stderr could not take them\n");
+            self.pending.extend_from_slice(note.as_bytes());
+        }
+        let mut written = 0;
+        let mut failure = None;
+        while written < self.pending.len() {
+            let end = written + chunk_len(&self.pending[written..]);
+            match self.writer.write(&self.pending[written..end]) {
+                Ok(0) => {
+                    failure = Some(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // What was written goes; what was not waits for the next try, in order, once.
+        self.pending.drain(..written);
+        match failure {
+            None => {
+                let _ = self.writer.flush();
+                self.failing = false;
+            }
+            Some(e) => {
+                if !self.failing {
+                    tracing::error!("access log: cannot write ({e}); retrying every flush");
+                    self.failing = true;
+                }
+                if self.pending.len() > MAX_PENDING {
+                    self.lost += self.pending.iter().filter(|&&b| b == b'\n').count() as u64;
+                    self.pending.clear();
+                }
+            }
+        }
+    }
+}
+
+/// The length of the next write: whole lines, at most [`WRITE_CHUNK`] bytes unless the first
+/// line alone is longer.
+fn chunk_len(rest: &[u8]) -> usize {
+    if rest.len() <= WRITE_CHUNK {
+        return rest.len();
+    }
+    match rest[..WRITE_CHUNK].iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None => rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1),
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        state.write_out();
+        self.write_out(true);
     }
 }
 
-/// The flush thread: waits for a first line, gives the batch [`FLUSH_AFTER`] to fill, writes it.
+/// The flush thread: waits for a first line, gives the batch `after` to fill, writes it.
 /// It ends within a second of the last [`AccessLog`] handle going away.
-fn flush_batches(weak: Weak<Shared>) {
+fn flush_batches(weak: Weak<Shared>, after: Duration) {
     loop {
         {
             let Some(shared) = weak.upgrade() else { return };
-            let state = shared.lock();
+            let lines = shared.lines();
             let _waited = shared
                 .filled
-                .wait_timeout_while(state, Duration::from_secs(1), |s| s.buf.is_empty());
+                .wait_timeout_while(lines, Duration::from_secs(1), |l| l.buf.is_empty());
         }
-        std::thread::sleep(FLUSH_AFTER);
+        std::thread::sleep(after);
         let Some(shared) = weak.upgrade() else { return };
-        shared.lock().write_out();
+        shared.write_out(true);
     }
 }
 
-impl State {
-    fn write_out(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        match self
-            .out
-            .write_all(&self.buf)
-            .and_then(|()| self.out.flush())
-        {
-            Ok(()) => {
-                self.buf.clear();
-                self.write_failed = false;
-            }
-            Err(e) => {
-                if !self.write_failed {
-                    tracing::error!("access log: cannot write ({e}); lines are kept up to 1 MiB");
-                    self.write_failed = true;
-                }
-                if self.buf.len() > MAX_PENDING {
-                    self.buf.clear();
-                }
-            }
-        }
-    }
-
+impl Lines {
     fn append(&mut self, format: LogFormat, now: SystemTime, e: &Entry<'_>) {
         let (second, micros) = match now.duration_since(UNIX_EPOCH) {
-            Ok(d) => (d.as_secs(), d.subsec_micros()),
+            Ok(d) => (d.as_secs().min(LAST_SECOND), d.subsec_micros()),
             Err(_) => (0, 0),
         };
         if second != self.stamp_second {
             self.stamp_second = second;
             // `2026-11-22T05:36:30Z` without its `Z`, then the fraction's dot.
-            let whole = humantime::format_rfc3339_seconds(now).to_string();
+            let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second))
+                .to_string();
             self.stamp_prefix.clear();
             self.stamp_prefix.push_str(whole.trim_end_matches('Z'));
             self.stamp_prefix.push('.');
@@ -290,16 +396,48 @@ fn quoted(buf: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
 
-    /// A writer the test can read back, and wait on.
+    /// A writer the test reads back and waits on; it can fail, write short, or block.
     #[derive(Clone, Default)]
-    struct Sink(Arc<(Mutex<Vec<u8>>, Condvar)>);
+    struct Sink(Arc<(Mutex<SinkState>, Condvar)>);
+
+    #[derive(Default)]
+    struct SinkState {
+        bytes: Vec<u8>,
+        /// The size of every successful write(2).
+        writes: Vec<usize>,
+        /// Fail this many writes from now on.
+        fail: usize,
+        /// Take at most this many bytes per write (0: all).
+        short: usize,
+        /// Hold every write until the test sends on the channel.
+        gate: Option<mpsc::Receiver<()>>,
+    }
 
     impl Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0 .0.lock().unwrap().extend_from_slice(b);
-            self.0 .1.notify_all();
-            Ok(b.len())
+            let (lock, cond) = &*self.0;
+            let mut st = lock.lock().unwrap();
+            if let Some(gate) = st.gate.take() {
+                drop(st);
+                cond.notify_all();
+                gate.recv().unwrap();
+                st = lock.lock().unwrap();
+            }
+            if st.fail > 0 {
+                st.fail -= 1;
+                return Err(std::io::Error::other("disk full"));
+            }
+            let n = if st.short > 0 {
+                b.len().min(st.short)
+            } else {
+                b.len()
+            };
+            st.bytes.extend_from_slice(&b[..n]);
+            st.writes.push(n);
+            cond.notify_all();
+            Ok(n)
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
@@ -307,19 +445,24 @@ mod tests {
     }
 
     impl Sink {
-        fn text(&self) -> String {
-            String::from_utf8(self.0 .0.lock().unwrap().clone()).unwrap()
+        fn set(&self, f: impl FnOnce(&mut SinkState)) {
+            f(&mut self.0 .0.lock().unwrap());
         }
-
+        fn text(&self) -> String {
+            String::from_utf8(self.0 .0.lock().unwrap().bytes.clone()).unwrap()
+        }
+        fn writes(&self) -> Vec<usize> {
+            self.0 .0.lock().unwrap().writes.clone()
+        }
         /// Waits until `n` lines were written; panics after 10 s.
         fn wait_for_lines(&self, n: usize) -> String {
-            let (lock, written) = &*self.0;
-            let (buf, timeout) = written
-                .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(10), |b| {
-                    b.iter().filter(|&&c| c == b'\n').count() < n
+            let (lock, cond) = &*self.0;
+            let (st, timeout) = cond
+                .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(10), |st| {
+                    st.bytes.iter().filter(|&&c| c == b'\n').count() < n
                 })
                 .unwrap();
-            let text = String::from_utf8(buf.clone()).unwrap();
+            let text = String::from_utf8(st.bytes.clone()).unwrap();
             assert!(!timeout.timed_out(), "waited for {n} lines, got: {text}");
             text
         }
@@ -340,9 +483,16 @@ mod tests {
         }
     }
 
-    fn line(format: LogFormat, e: &Entry<'_>) -> String {
+    /// An access log without the flush thread: lines go out only on a full batch, a flush or
+    /// the last drop, so the tests decide when.
+    fn manual(format: LogFormat) -> (AccessLog, Sink) {
         let sink = Sink::default();
-        let log = AccessLog::to_writer(format, Box::new(sink.clone()));
+        let log = AccessLog::with_flush_after(format, Box::new(sink.clone()), None);
+        (log, sink)
+    }
+
+    fn line(format: LogFormat, e: &Entry<'_>) -> String {
+        let (log, sink) = manual(format);
         log.record(e);
         log.flush();
         sink.text()
@@ -353,13 +503,76 @@ mod tests {
         let l = line(LogFormat::Text, &entry());
         let (stamp, rest) = l.split_once(' ').unwrap();
         assert_eq!(stamp.len(), "2026-11-22T05:36:30.684887Z".len(), "{l}");
-        assert!(stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T', "{l}");
+        assert!(humantime::parse_rfc3339(stamp).is_ok(), "{l}");
         assert_eq!(
             rest,
             " INFO ficus::access: request_id=\"4c6b895e\" method=GET path=\"/orders/42\" \
              route=\"orders\" upstream=\"orders\" status=200 fell_back=false \
              duration_ms=31.342 bytes=1024\n"
         );
+    }
+
+    /// The same event through tracing-subscriber's own formatters (what the rest of ficus's log
+    /// uses) gives the same line, timestamps aside.
+    #[test]
+    fn lines_match_what_tracing_subscriber_writes() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let through_tracing = |json: bool| {
+            let buf = Buf::default();
+            let make = {
+                let buf = buf.clone();
+                move || buf.clone()
+            };
+            let builder = tracing_subscriber::fmt().with_ansi(false).with_writer(make);
+            let event = || {
+                tracing::info!(
+                    target: "ficus::access",
+                    request_id = "4c6b895e",
+                    method = %"GET",
+                    path = "/orders/42",
+                    route = "orders",
+                    upstream = "orders",
+                    status = 502u16,
+                    fell_back = true,
+                    duration_ms = 31.342,
+                    bytes = 1024usize,
+                    error = "ConnectRefused",
+                )
+            };
+            if json {
+                tracing::subscriber::with_default(builder.json().finish(), event);
+            } else {
+                tracing::subscriber::with_default(builder.finish(), event);
+            }
+            let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            text
+        };
+        let e = Entry {
+            status: 502,
+            fell_back: true,
+            error: Some("ConnectRefused"),
+            ..entry()
+        };
+        let ours = line(LogFormat::Text, &e);
+        let theirs = through_tracing(false);
+        let after_stamp = |l: &str| l.split_once(' ').map(|(_, r)| r.to_string());
+        assert_eq!(after_stamp(&ours), after_stamp(&theirs), "{ours}{theirs}");
+
+        let mut ours: serde_json::Value = serde_json::from_str(&line(LogFormat::Json, &e)).unwrap();
+        let mut theirs: serde_json::Value = serde_json::from_str(&through_tracing(true)).unwrap();
+        ours["timestamp"] = serde_json::Value::Null;
+        theirs["timestamp"] = serde_json::Value::Null;
+        assert_eq!(ours, theirs);
     }
 
     #[test]
@@ -408,35 +621,67 @@ mod tests {
     }
 
     #[test]
-    fn lines_wait_for_a_full_batch_or_a_flush() {
-        let sink = Sink::default();
-        let log = AccessLog::to_writer(LogFormat::Text, Box::new(sink.clone()));
-        // Hold the buffer's lock so the flush thread cannot write the batch early.
-        let shared = log.shared.clone().unwrap();
-        let mut lines = 0;
-        {
-            let mut state = shared.lock();
-            while state.buf.len() < BATCH_BYTES - 300 {
-                state.append(LogFormat::Text, SystemTime::now(), &entry());
-                lines += 1;
-            }
+    fn timestamps_are_right_at_second_boundaries_and_never_panic() {
+        let mut lines = Lines {
+            buf: Vec::new(),
+            stamp_second: u64::MAX,
+            stamp_prefix: String::new(),
+            dropped: 0,
+        };
+        let at = |secs: u64, micros: u32| UNIX_EPOCH + Duration::new(secs, micros * 1000);
+        for t in [
+            at(1_795_000_000, 999_999),
+            at(1_795_000_001, 0),
+            UNIX_EPOCH - Duration::from_secs(5),
+            at(300_000_000_000, 1),
+        ] {
+            lines.append(LogFormat::Text, t, &entry());
         }
+        let text = String::from_utf8(lines.buf).unwrap();
+        let stamps: Vec<&str> = text.lines().map(|l| &l[..27]).collect();
         assert_eq!(
-            sink.text(),
-            "",
-            "nothing is written before the batch is full"
+            stamps,
+            [
+                "2026-11-18T11:06:40.999999Z",
+                "2026-11-18T11:06:41.000000Z",
+                "1970-01-01T00:00:00.000000Z",
+                "9999-12-31T23:59:59.000001Z",
+            ]
         );
-        // The line that fills the batch writes it, in order and whole.
-        while sink.text().is_empty() {
-            log.record(&entry());
-            lines += 1;
+    }
+
+    #[test]
+    fn lines_wait_until_a_batch_is_full_then_go_out_whole_and_in_order() {
+        let (log, sink) = manual(LogFormat::Text);
+        let mut n = 0;
+        while sink.writes().is_empty() {
+            let id = format!("{n:08}");
+            log.record(&Entry {
+                request_id: &id,
+                ..entry()
+            });
+            n += 1;
+            assert!(n < 1000, "nothing was written after {n} lines");
         }
-        let written = sink.text();
-        assert_eq!(written.lines().count(), lines);
-        assert!(written.lines().all(|l| l.ends_with("bytes=1024")));
-        log.record(&entry());
-        log.flush();
-        assert_eq!(sink.text().lines().count(), lines + 1);
+        let text = sink.text();
+        assert!(text.len() >= BATCH_BYTES, "{} bytes", text.len());
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| l.split('"').nth(1).unwrap().to_string())
+            .collect();
+        let expected: Vec<String> = (0..n).map(|i| format!("{i:08}")).collect();
+        assert_eq!(ids, expected);
+        // Each write(2) is whole lines of at most 4 KiB, so a pipe keeps it in one piece.
+        for (size, chunk) in sink.writes().iter().scan(0, |at, &size| {
+            let chunk = text[*at..*at + size].to_string();
+            *at += size;
+            Some((size, chunk))
+        }) {
+            assert!(
+                size <= WRITE_CHUNK && chunk.ends_with('\n'),
+                "{size}: {chunk:?}"
+            );
+        }
     }
 
     #[test]
@@ -452,15 +697,74 @@ mod tests {
 
     #[test]
     fn dropping_the_last_handle_writes_what_waits() {
-        let sink = Sink::default();
-        let log = AccessLog::to_writer(LogFormat::Json, Box::new(sink.clone()));
+        let (log, sink) = manual(LogFormat::Json);
         log.record(&entry());
         let clone = log.clone();
         drop(log);
+        assert_eq!(sink.text(), "");
         clone.record(&entry());
         drop(clone);
-        // The flush thread may hold the last reference for a moment; the drop then happens there.
-        sink.wait_for_lines(2);
+        assert_eq!(sink.text().lines().count(), 2);
+    }
+
+    #[test]
+    fn a_failed_or_short_write_loses_and_repeats_nothing() {
+        let (log, sink) = manual(LogFormat::Text);
+        sink.set(|s| s.fail = 2);
+        log.record(&entry());
+        log.flush();
+        assert_eq!(sink.text(), "");
+        log.record(&Entry {
+            request_id: "second",
+            ..entry()
+        });
+        log.flush();
+        assert_eq!(sink.text(), "", "the writer still fails");
+        sink.set(|s| s.short = 7);
+        log.flush();
+        let text = sink.text();
+        let ids: Vec<&str> = text.lines().map(|l| l.split('"').nth(1).unwrap()).collect();
+        assert_eq!(ids, ["4c6b895e", "second"], "{text}");
+    }
+
+    #[test]
+    fn a_stuck_writer_does_not_hold_up_requests() {
+        let (log, sink) = manual(LogFormat::Text);
+        let (release, gate) = mpsc::channel();
+        sink.set(|s| s.gate = Some(gate));
+        log.record(&entry());
+        // A flush blocks inside write(2) on another thread...
+        let flusher = std::thread::spawn({
+            let log = log.clone();
+            move || log.flush()
+        });
+        {
+            let (lock, cond) = &*sink.0;
+            let _ = cond
+                .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(10), |s| {
+                    s.gate.is_some()
+                })
+                .unwrap();
+        }
+        // ...while requests, filling and overfilling batches, still get through at once.
+        let (done, finished) = mpsc::channel();
+        let requests = std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for _ in 0..2000 {
+                    log.record(&entry());
+                }
+                done.send(()).unwrap();
+            }
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("requests were held up by the stuck writer");
+        release.send(()).unwrap();
+        flusher.join().unwrap();
+        requests.join().unwrap();
+        log.flush();
+        assert_eq!(sink.text().lines().count(), 2001);
     }
 
     #[test]

@@ -202,6 +202,7 @@ pub struct Running {
     pub admin: Option<SocketAddr>,
     pub table: SharedTable,
     pub lifecycle: Arc<Lifecycle>,
+    access_log: AccessLog,
     stop: Option<tokio::sync::oneshot::Sender<ShutdownSignal>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -257,6 +258,7 @@ fn spawn_inner(table: RouteTable, path: Option<PathBuf>) -> anyhow::Result<Runni
         admin,
         table: built.table,
         lifecycle: built.lifecycle,
+        access_log: built.access_log,
         stop: Some(tx),
         thread: Some(thread),
     };
@@ -302,6 +304,7 @@ impl Running {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.access_log.flush();
     }
 }
 
