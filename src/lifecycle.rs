@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::access_log::AccessLog;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -34,6 +36,30 @@ impl Lifecycle {
 pub struct Signals {
     pub lifecycle: Arc<Lifecycle>,
     pub shutdown_delay: Duration,
+    /// How long a shutdown may take in all (delay, grace period, Pingora's runtime timeout and a
+    /// margin) before the process exits anyway: see [`exit_if_stuck`].
+    pub exit_deadline: Duration,
+    /// Flushed before such a forced exit.
+    pub access_log: AccessLog,
+}
+
+/// Pingora 0.9.1's shutdown can hang: once seen (in the demo test, after a fast shutdown), a
+/// proxy thread's accept loop spun at 100% CPU without a system call, so its current-thread
+/// runtime never returned to notice the shutdown, and `Server::run` waited on it forever. A
+/// process asked to stop must stop: this thread exits it `after` the signal if it is still
+/// running then, with status 1 and one line that says so.
+fn exit_if_stuck(after: Duration, access_log: AccessLog) {
+    let spawned = std::thread::Builder::new()
+        .name("exit-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            access_log.flush();
+            eprintln!("ficus: shutdown did not finish within {after:?}; exiting");
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no shutdown deadline ({e}); a stuck shutdown would need SIGKILL");
+    }
 }
 
 #[async_trait]
@@ -48,15 +74,21 @@ impl ShutdownSignalWatch for Signals {
             tracing::error!("cannot listen for signals; ficus can only be stopped by SIGKILL");
             return std::future::pending().await;
         };
+        let deadline = || exit_if_stuck(self.exit_deadline, self.access_log.clone());
         tokio::select! {
             _ = term.recv() => {
+                deadline();
                 self.lifecycle.start_draining();
                 tracing::info!(delay = ?self.shutdown_delay, "SIGTERM: not ready; draining");
                 tokio::time::sleep(self.shutdown_delay).await;
                 ShutdownSignal::GracefulTerminate
             }
-            _ = int.recv() => ShutdownSignal::FastShutdown,
+            _ = int.recv() => {
+                deadline();
+                ShutdownSignal::FastShutdown
+            }
             _ = quit.recv() => {
+                deadline();
                 self.lifecycle.start_draining();
                 ShutdownSignal::GracefulUpgrade
             }

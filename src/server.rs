@@ -28,6 +28,10 @@ use crate::routing::RouteTable;
 /// How long a graceful shutdown lets runtimes finish after the grace period.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 /// File events closer together than this are one change.
+/// Beyond its configured shutdown time, how long a stopping process may take before it exits
+/// anyway ([`crate::lifecycle::Signals::exit_deadline`]); also how long the in-process server
+/// of the tests and the demo gets to stop.
+const EXIT_MARGIN: Duration = Duration::from_secs(5);
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(150);
 /// A change is applied at the latest this long after its first event, even if events go on.
 const DEBOUNCE_MAX_WAIT: Duration = Duration::from_millis(600);
@@ -168,11 +172,17 @@ pub fn run(table: RouteTable, config_path: &Path, upgrade: bool) -> anyhow::Resu
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
     let shutdown_delay = table.proxy.shutdown_delay;
+    let grace_period = table.proxy.grace_period;
     hold_sighup()?;
     let built = build(table, Some(config_path), upgrade)?;
     let signals = Signals {
         lifecycle: built.lifecycle.clone(),
         shutdown_delay,
+        exit_deadline: shutdown_delay
+            + grace_period
+            + Duration::from_secs(SHUTDOWN_TIMEOUT_SECS)
+            + EXIT_MARGIN,
+        access_log: built.access_log.clone(),
     };
     built.server.run(RunArgs {
         shutdown_signal: Box::new(signals),
@@ -205,6 +215,8 @@ pub struct Running {
     access_log: AccessLog,
     stop: Option<tokio::sync::oneshot::Sender<ShutdownSignal>>,
     thread: Option<JoinHandle<()>>,
+    /// Says the server thread has returned from `Server::run`.
+    stopped: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 struct ChannelShutdown(tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<ShutdownSignal>>>);
@@ -245,12 +257,14 @@ fn spawn_inner(table: RouteTable, path: Option<PathBuf>) -> anyhow::Result<Runni
     let (tx, rx) = tokio::sync::oneshot::channel();
     let watch = ChannelShutdown(tokio::sync::Mutex::new(Some(rx)));
     let server = built.server;
+    let (stopped_tx, stopped) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("ficus-server".into())
         .spawn(move || {
             server.run(RunArgs {
                 shutdown_signal: Box::new(watch),
-            })
+            });
+            let _ = stopped_tx.send(());
         })
         .context("cannot start the server thread")?;
     let running = Running {
@@ -261,6 +275,7 @@ fn spawn_inner(table: RouteTable, path: Option<PathBuf>) -> anyhow::Result<Runni
         access_log: built.access_log,
         stop: Some(tx),
         thread: Some(thread),
+        stopped: std::sync::Mutex::new(stopped),
     };
     for addr in std::iter::once(listen).chain(admin) {
         wait_until_accepting(addr, Duration::from_secs(10))?;
@@ -302,7 +317,21 @@ impl Running {
             let _ = tx.send(ShutdownSignal::FastShutdown);
         }
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A fast shutdown takes well under a second; see `lifecycle::exit_if_stuck` for the
+            // Pingora hang this bounds. A stuck server thread is left behind, not waited for.
+            let limit = Duration::from_secs(SHUTDOWN_TIMEOUT_SECS) + EXIT_MARGIN;
+            let stopped = match self.stopped.lock() {
+                Ok(rx) => rx.recv_timeout(limit),
+                Err(poisoned) => poisoned.into_inner().recv_timeout(limit),
+            };
+            match stopped {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    tracing::error!("the server did not stop within {limit:?}; leaving it behind");
+                }
+                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = t.join();
+                }
+            }
         }
         self.access_log.flush();
     }
