@@ -32,6 +32,9 @@ impl Lifecycle {
     }
 }
 
+/// How long a fast shutdown (SIGINT) may take before the process exits anyway.
+pub const FAST_EXIT_DEADLINE: Duration = Duration::from_secs(5);
+
 /// The shutdown signals of `ficus run`.
 pub struct Signals {
     pub lifecycle: Arc<Lifecycle>,
@@ -43,11 +46,18 @@ pub struct Signals {
     pub access_log: AccessLog,
 }
 
-/// Pingora 0.9.1's shutdown can hang: once seen (in the demo test, after a fast shutdown), a
-/// proxy thread's accept loop spun at 100% CPU without a system call, so its current-thread
-/// runtime never returned to notice the shutdown, and `Server::run` waited on it forever. A
-/// process asked to stop must stop: this thread exits it `after` the signal if it is still
-/// running then, with status 1 and one line that says so.
+/// Pingora 0.9.1's fast shutdown can hang when the proxy runs more than one thread without work
+/// stealing (`threads` unset or above 1). It does not tell the accept loops to stop before it
+/// shuts the runtimes down one by one. A listener is registered with the I/O driver of the thread
+/// that bound it, but its accept loop may run on another thread. Once the binding thread's driver
+/// is shut down, that loop gets an error from every accept at once, never yields, and keeps its
+/// thread from ever seeing the shutdown. `Server::run` then waits on that thread forever, at 100%
+/// CPU, and logs an "Accept() failed" line on every turn. (Seen in about 1 run in 15 of the demo
+/// test and of SIGINT to `ficus run` with two threads, and confirmed with gdb. It does not happen
+/// with work stealing, or after a graceful stop, which ends the accept loops first.) ficus
+/// therefore runs several proxy threads with work stealing (`server::build`). This deadline stays
+/// for any stop that still hangs: a process asked to stop must stop. The thread exits the process
+/// `after` the signal if it is still running then, with status 1 and one line that says so.
 fn exit_if_stuck(after: Duration, access_log: AccessLog) {
     let spawned = std::thread::Builder::new()
         .name("exit-deadline".into())
@@ -84,7 +94,8 @@ impl ShutdownSignalWatch for Signals {
                 ShutdownSignal::GracefulTerminate
             }
             _ = int.recv() => {
-                deadline();
+                // A fast shutdown drops what is in flight and takes well under a second.
+                exit_if_stuck(FAST_EXIT_DEADLINE, self.access_log.clone());
                 ShutdownSignal::FastShutdown
             }
             _ = quit.recv() => {

@@ -29,8 +29,7 @@ use crate::routing::RouteTable;
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 /// File events closer together than this are one change.
 /// Beyond its configured shutdown time, how long a stopping process may take before it exits
-/// anyway ([`crate::lifecycle::Signals::exit_deadline`]); also how long the in-process server
-/// of the tests and the demo gets to stop.
+/// anyway ([`crate::lifecycle::Signals::exit_deadline`]).
 const EXIT_MARGIN: Duration = Duration::from_secs(5);
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(150);
 /// A change is applied at the latest this long after its first event, even if events go on.
@@ -73,7 +72,11 @@ pub fn build(
     let data_dir = &settings.data_dir;
     let conf = ServerConf {
         threads,
-        work_stealing: false,
+        // One proxy thread: its own current-thread runtime, which saved about 20 µs of CPU per
+        // request (benches/README.md, log entry 1). Several: Pingora's work-stealing runtime,
+        // because without work stealing Pingora 0.9.1's fast shutdown can hang with more than one
+        // thread (see `lifecycle::exit_if_stuck`).
+        work_stealing: threads > 1,
         // Pingora counts whole seconds: round up so a sub-second grace period still drains.
         grace_period_seconds: Some(
             settings
@@ -319,7 +322,7 @@ impl Running {
         if let Some(t) = self.thread.take() {
             // A fast shutdown takes well under a second; see `lifecycle::exit_if_stuck` for the
             // Pingora hang this bounds. A stuck server thread is left behind, not waited for.
-            let limit = Duration::from_secs(SHUTDOWN_TIMEOUT_SECS) + EXIT_MARGIN;
+            let limit = crate::lifecycle::FAST_EXIT_DEADLINE;
             let stopped = match self.stopped.lock() {
                 Ok(rx) => rx.recv_timeout(limit),
                 Err(poisoned) => poisoned.into_inner().recv_timeout(limit),
