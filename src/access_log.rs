@@ -312,57 +312,81 @@ impl Lines {
         match format {
             LogFormat::Text => {
                 buf.extend_from_slice(self.stamp_prefix.as_bytes());
-                let _ = write!(buf, "{micros:06}Z  INFO {TARGET}: request_id=");
-                quoted(buf, e.request_id);
-                let _ = write!(buf, " method={} path=", e.method);
-                quoted(buf, e.path);
-                buf.extend_from_slice(b" route=");
-                quoted(buf, e.route);
-                buf.extend_from_slice(b" upstream=");
-                quoted(buf, e.upstream);
-                let _ = write!(
-                    buf,
-                    " status={} fell_back={} duration_ms=",
-                    e.status, e.fell_back
-                );
-                millis(buf, e.duration);
-                let _ = write!(buf, " bytes={}", e.bytes);
-                if let Some(error) = e.error {
-                    buf.extend_from_slice(b" error=");
-                    quoted(buf, error);
-                }
+                let _ = write!(buf, "{micros:06}Z  INFO {TARGET}: ");
             }
             LogFormat::Json => {
                 buf.extend_from_slice(b"{\"timestamp\":\"");
                 buf.extend_from_slice(self.stamp_prefix.as_bytes());
-                let _ = write!(
-                    buf,
-                    "{micros:06}Z\",\"level\":\"INFO\",\"fields\":{{\"request_id\":"
-                );
-                quoted(buf, e.request_id);
-                buf.extend_from_slice(b",\"method\":");
-                quoted(buf, e.method);
-                buf.extend_from_slice(b",\"path\":");
-                quoted(buf, e.path);
-                buf.extend_from_slice(b",\"route\":");
-                quoted(buf, e.route);
-                buf.extend_from_slice(b",\"upstream\":");
-                quoted(buf, e.upstream);
-                let _ = write!(
-                    buf,
-                    ",\"status\":{},\"fell_back\":{},\"duration_ms\":",
-                    e.status, e.fell_back
-                );
-                millis(buf, e.duration);
-                let _ = write!(buf, ",\"bytes\":{}", e.bytes);
-                if let Some(error) = e.error {
-                    buf.extend_from_slice(b",\"error\":");
-                    quoted(buf, error);
-                }
-                let _ = write!(buf, "}},\"target\":\"{TARGET}\"}}");
+                let _ = write!(buf, "{micros:06}Z\",\"level\":\"INFO\",\"fields\":{{");
             }
         }
+        let present = e.fields().into_iter().filter_map(|(k, v)| Some((k, v?)));
+        for (i, (key, value)) in present.enumerate() {
+            match format {
+                LogFormat::Text => {
+                    if i > 0 {
+                        buf.push(b' ');
+                    }
+                    let _ = write!(buf, "{key}=");
+                }
+                LogFormat::Json => {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    let _ = write!(buf, "\"{key}\":");
+                }
+            }
+            value.write(buf, format);
+        }
+        if format == LogFormat::Json {
+            let _ = write!(buf, "}},\"target\":\"{TARGET}\"}}");
+        }
         buf.push(b'\n');
+    }
+}
+
+/// A field's value, written as tracing-subscriber writes it: strings quoted, a `Display` value
+/// (the method) bare in text and quoted in JSON.
+enum Value<'a> {
+    Str(&'a str),
+    Display(&'a str),
+    Int(u64),
+    Bool(bool),
+    Millis(Duration),
+}
+
+impl Entry<'_> {
+    /// The line's fields, in order; `None` is left out.
+    fn fields(&self) -> [(&'static str, Option<Value<'_>>); 10] {
+        [
+            ("request_id", Some(Value::Str(self.request_id))),
+            ("method", Some(Value::Display(self.method))),
+            ("path", Some(Value::Str(self.path))),
+            ("route", Some(Value::Str(self.route))),
+            ("upstream", Some(Value::Str(self.upstream))),
+            ("status", Some(Value::Int(u64::from(self.status)))),
+            ("fell_back", Some(Value::Bool(self.fell_back))),
+            ("duration_ms", Some(Value::Millis(self.duration))),
+            ("bytes", Some(Value::Int(self.bytes as u64))),
+            ("error", self.error.map(Value::Str)),
+        ]
+    }
+}
+
+impl Value<'_> {
+    fn write(&self, buf: &mut Vec<u8>, format: LogFormat) {
+        match *self {
+            Value::Str(s) => quoted(buf, s),
+            Value::Display(s) if format == LogFormat::Json => quoted(buf, s),
+            Value::Display(s) => buf.extend_from_slice(s.as_bytes()),
+            Value::Int(n) => {
+                let _ = write!(buf, "{n}");
+            }
+            Value::Bool(b) => {
+                let _ = write!(buf, "{b}");
+            }
+            Value::Millis(d) => millis(buf, d),
+        }
     }
 }
 
