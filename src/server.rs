@@ -27,10 +27,10 @@ use crate::routing::RouteTable;
 
 /// How long a graceful shutdown lets runtimes finish after the grace period.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
-/// File events closer together than this are one change.
 /// Beyond its configured shutdown time, how long a stopping process may take before it exits
 /// anyway ([`crate::lifecycle::Signals::exit_deadline`]).
 const EXIT_MARGIN: Duration = Duration::from_secs(5);
+/// File events closer together than this are one change.
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(150);
 /// A change is applied at the latest this long after its first event, even if events go on.
 const DEBOUNCE_MAX_WAIT: Duration = Duration::from_millis(600);
