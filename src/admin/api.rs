@@ -2,11 +2,11 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::routing::{RouteTable, Target, ValueMatcher};
+use crate::routing::{RouteTable, Target, UpstreamId, ValueMatcher};
 
 /// `GET /api/routes`: the running table, its version and when it was loaded.
 pub fn routes(table: &RouteTable) -> Value {
-    let name = |id: usize| table.upstream_name(id).to_string();
+    let name = |id: UpstreamId| table.upstream_name(id).to_string();
     let routes: Vec<Value> = table
         .routes
         .iter()

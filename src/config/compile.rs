@@ -154,7 +154,7 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
             ids: names
                 .iter()
                 .enumerate()
-                .map(|(i, n)| (n.clone(), i))
+                .filter_map(|(i, n)| Some((n.clone(), UpstreamId::from_index(i)?)))
                 .collect(),
             names,
         },

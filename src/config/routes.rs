@@ -282,7 +282,7 @@ fn target(
             }
             id.map(Target::Upstream)
         }
-        (None, Some(sides)) => Some(Target::Split(Split::new(sides?, sticky_key?))),
+        (None, Some(sides)) => Split::new(sides?, sticky_key?).map(Target::Split),
         (Some(_), Some(_)) => {
             ctx.problems.hinted(
                 split.map_or(route_span.clone(), |s| s.span()),

@@ -153,8 +153,7 @@ impl ProxyHttp for Ficus {
         let id = ctx.fallback.unwrap_or(decision.upstream);
         ctx.upstream = Some(id);
         let mut peer = table
-            .upstreams
-            .get(id)
+            .upstream(id)
             .and_then(|u| u.next_peer())
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream has no endpoint"))?;
         if session.is_upgrade_req() {
@@ -215,7 +214,7 @@ impl ProxyHttp for Ficus {
             .table
             .as_deref()
             .zip(ctx.upstream)
-            .and_then(|(t, id)| t.upstreams.get(id))
+            .and_then(|(t, id)| t.upstream(id))
             .map_or(0, |u| u.endpoints.len());
         if ctx.connect_failures < endpoints {
             e.set_retry(true);

@@ -174,6 +174,11 @@ impl RouteTable {
     }
 
     pub fn upstream_name(&self, id: UpstreamId) -> &str {
-        self.upstreams.get(id).map_or("?", |u| u.name.as_str())
+        self.upstream(id).map_or("?", |u| u.name.as_str())
+    }
+
+    /// The upstream `id` names (always there for an id this table's compile made).
+    pub fn upstream(&self, id: UpstreamId) -> Option<&std::sync::Arc<crate::upstream::Upstream>> {
+        self.upstreams.get(id.index())
     }
 }

@@ -23,6 +23,8 @@ pub struct Split {
     pub sticky: Option<StickyKey>,
     /// Running sum of the weights, one per side.
     cumulative: Vec<u64>,
+    /// The last side: where a point past every boundary lands (the split is never empty).
+    last: (usize, UpstreamId),
 }
 
 /// The side a request landed on, and why.
@@ -39,9 +41,10 @@ pub struct SplitChoice {
 }
 
 impl Split {
-    /// `sides` must have positive weights (the config compiler checks).
-    pub fn new(mut sides: Vec<(UpstreamId, u32)>, sticky: Option<StickyKey>) -> Split {
+    /// `sides` must have positive weights (the config compiler checks); `None` when it is empty.
+    pub fn new(mut sides: Vec<(UpstreamId, u32)>, sticky: Option<StickyKey>) -> Option<Split> {
         sides.sort_by_key(|(id, _)| *id);
+        let last = sides.len().checked_sub(1).zip(sides.last().map(|s| s.0))?;
         let cumulative = sides
             .iter()
             .scan(0u64, |sum, (_, w)| {
@@ -49,11 +52,12 @@ impl Split {
                 Some(*sum)
             })
             .collect();
-        Split {
+        Some(Split {
             sides,
             sticky,
             cumulative,
-        }
+            last,
+        })
     }
 
     pub fn total(&self) -> u64 {
@@ -71,14 +75,16 @@ impl Split {
             Some(h) => (scale(h, total), true),
             None => (fastrand::u64(0..total), false),
         };
-        let side = self
+        let (side, upstream) = self
             .cumulative
             .iter()
-            .position(|&c| point < c)
-            .unwrap_or(self.sides.len().saturating_sub(1));
+            .zip(&self.sides)
+            .enumerate()
+            .find(|(_, (&c, _))| point < c)
+            .map_or(self.last, |(i, (_, &(id, _)))| (i, id));
         SplitChoice {
             side,
-            upstream: self.sides.get(side).map(|s| s.0).unwrap_or_default(),
+            upstream,
             point,
             total,
             keyed,
@@ -141,6 +147,15 @@ impl StickyKey {
 mod tests {
     use super::*;
 
+    fn up(i: usize) -> UpstreamId {
+        UpstreamId::from_index(i).unwrap()
+    }
+
+    #[test]
+    fn an_empty_split_cannot_be_made() {
+        assert!(Split::new(Vec::new(), None).is_none());
+    }
+
     fn user(id: u32) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("x-user-id", id.to_string().parse().unwrap());
@@ -149,9 +164,10 @@ mod tests {
 
     fn split(new: u32, old: u32) -> Split {
         Split::new(
-            vec![(1, old), (0, new)],
+            vec![(up(1), old), (up(0), new)],
             StickyKey::parse("header:x-user-id").ok(),
         )
+        .unwrap()
     }
 
     #[test]
@@ -169,7 +185,7 @@ mod tests {
         let s = split(10, 90);
         let n = 20_000;
         let new = (0..n)
-            .filter(|&id| s.choose(&user(id), None).upstream == 0)
+            .filter(|&id| s.choose(&user(id), None).upstream == up(0))
             .count();
         let share = new as f64 / n as f64;
         assert!(
@@ -188,8 +204,8 @@ mod tests {
                     before.choose(&user(id), None),
                     after.choose(&user(id), None),
                 );
-                if a.upstream == 0 {
-                    assert_eq!(b.upstream, 0, "user {id} moved back to legacy");
+                if a.upstream == up(0) {
+                    assert_eq!(b.upstream, up(0), "user {id} moved back to legacy");
                 }
                 moved += usize::from(a.upstream != b.upstream);
             }
@@ -212,12 +228,16 @@ mod tests {
 
     #[test]
     fn client_ip_and_cookie_keys() {
-        let s = Split::new(vec![(0, 1), (1, 1)], Some(StickyKey::ClientIp));
+        let s = Split::new(vec![(up(0), 1), (up(1), 1)], Some(StickyKey::ClientIp)).unwrap();
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
         let a = s.choose(&HeaderMap::new(), Some(ip));
         assert!(a.keyed);
         assert_eq!(a, s.choose(&HeaderMap::new(), Some(ip)));
-        let c = Split::new(vec![(0, 1), (1, 1)], StickyKey::parse("cookie:uid").ok());
+        let c = Split::new(
+            vec![(up(0), 1), (up(1), 1)],
+            StickyKey::parse("cookie:uid").ok(),
+        )
+        .unwrap();
         let mut h = HeaderMap::new();
         h.insert("cookie", "uid=42".parse().unwrap());
         assert!(c.choose(&h, None).keyed);

@@ -18,8 +18,22 @@ use super::split::Split;
 use super::version::{VersionRequirement, VersionSource};
 use crate::upstream::Upstream;
 
-/// Index into [`RouteTable::upstreams`].
-pub type UpstreamId = usize;
+/// An upstream of a [`RouteTable`]: its place in [`RouteTable::upstreams`]. Only the config
+/// compiler makes one, so an id always names an upstream of the table it was made for, and there is
+/// no "upstream 0" to fall back on by accident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UpstreamId(u32);
+
+impl UpstreamId {
+    /// The id of the upstream at `index` in file order; `None` past `u32::MAX` upstreams.
+    pub fn from_index(index: usize) -> Option<Self> {
+        u32::try_from(index).ok().map(UpstreamId)
+    }
+
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// The whole compiled table: settings, upstreams, routes in file order and the index over them.
 #[derive(Debug)]
