@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::routing::LogFormat;
+use crate::settings::LogFormat;
 
 /// The log target of access-log lines, for `RUST_LOG` (`RUST_LOG=info,ficus::access=off`).
 pub const TARGET: &str = "ficus::access";

@@ -4,17 +4,21 @@
 //!
 //! 1. [`proxy`] (the thin Pingora layer) reads the request head and loads the current
 //!    [`routing::RouteTable`] once;
-//! 2. [`routing`] decides, as a pure function of (table, request head), which route matches and
-//!    which [`upstream::Upstream`] answers (a weighted sticky split picks a side by a stable hash);
+//! 2. [`routing`] decides, as a pure function of (table, request head), which route's
+//!    [`routing::Matcher`] holds and which [`upstream::Upstream`] answers (a weighted sticky split
+//!    picks a side by a stable hash); the route's [`action::Action`] says what else happens
+//!    (fallback, [`shadow`], [`webhook`]);
 //! 3. [`proxy`] sends the request there, adds the forwarding headers, falls back to the route's
 //!    fallback upstream on a connect failure, timeout or 5xx, and maps errors to 502/504.
 //!
 //! [`config`] reads `routes.toml` in two layers (serde structs that mirror the file, then a compile
-//! step that validates everything in one pass and builds the immutable table). [`server`] wires the
+//! step that validates everything in one pass and builds the immutable table); [`settings`] holds
+//! the process-wide `[proxy]` settings. [`server`] wires the
 //! Pingora server; [`cli`] implements `check` and `explain`; [`demo`] runs the embedded demo.
 //! [`access_log`] and [`metrics`] record what each request did.
 
 pub mod access_log;
+pub mod action;
 pub mod admin;
 pub mod cli;
 pub mod config;
@@ -25,4 +29,7 @@ pub mod proxy;
 pub mod reload;
 pub mod routing;
 pub mod server;
+pub mod settings;
+pub mod shadow;
 pub mod upstream;
+pub mod webhook;

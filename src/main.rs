@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use ficus::routing::LogFormat;
+use ficus::settings::LogFormat;
 
 #[derive(Parser)]
 #[command(

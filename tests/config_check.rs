@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ficus::config::{load_file, load_str, summary, ConfigErrors, Diagnostic};
-use ficus::routing::{LogFormat, RouteTable, StatusClass, StickyKey, Target};
+use ficus::routing::{RouteTable, StickyKey, Target};
+use ficus::settings::LogFormat;
+use ficus::webhook::StatusClass;
 use http::Method;
 
 /// The example of CONTRACT section 2, verbatim.
@@ -152,24 +154,31 @@ fn contract_example_table_compiles_with_every_value_as_written() {
     assert_eq!(t.upstream_name(t.default_upstream), "legacy");
     assert!(t.client_version.user_agent.is_some());
 
-    let names: Vec<&str> = t.routes.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = t.routes.iter().map(|r| &*r.name).collect();
     assert_eq!(names, ["orders-read", "orders-canary"]);
     let read = &t.routes[0];
-    assert_eq!(read.methods, Some(vec![Method::GET, Method::HEAD]));
+    assert_eq!(read.matcher.methods, Some(vec![Method::GET, Method::HEAD]));
     assert_eq!(
-        read.client_version.as_ref().map(|v| v.source()),
+        read.matcher.client_version.as_ref().map(|v| v.source()),
         Some(">=2.3.0, <3")
     );
     assert_eq!(
-        (read.headers.len(), read.query.len(), read.cookies.len()),
+        (
+            read.matcher.headers.len(),
+            read.matcher.query.len(),
+            read.matcher.cookies.len()
+        ),
         (1, 1, 1)
     );
-    assert!(matches!(read.target, Target::Upstream(id) if t.upstream_name(id) == "orders"));
-    assert_eq!(read.fallback.map(|id| t.upstream_name(id)), Some("legacy"));
-    assert!(!read.fallback_unsafe);
+    assert!(matches!(read.action.target, Target::Upstream(id) if t.upstream_name(id) == "orders"));
+    assert_eq!(
+        read.action.fallback.map(|id| t.upstream_name(id)),
+        Some("legacy")
+    );
+    assert!(!read.action.fallback_unsafe);
 
     let canary = &t.routes[1];
-    let Target::Split(split) = &canary.target else {
+    let Target::Split(split) = &canary.action.target else {
         panic!("orders-canary should split")
     };
     let sides: Vec<(&str, u32)> = split
@@ -183,7 +192,7 @@ fn contract_example_table_compiles_with_every_value_as_written() {
         Some(StickyKey::Header("x-user-id".parse().unwrap()))
     );
 
-    let shadow = canary.shadow.as_ref().expect("shadow");
+    let shadow = canary.action.shadow.as_ref().expect("shadow");
     assert_eq!(t.upstream_name(shadow.upstream), "orders");
     assert_eq!(shadow.percent, 100.0);
     assert_eq!(shadow.methods, vec![Method::GET, Method::HEAD]);
@@ -193,7 +202,7 @@ fn contract_example_table_compiles_with_every_value_as_written() {
     assert_eq!(shadow.unordered, ["/tags"]);
     assert_eq!(shadow.tolerance, [("/total".to_string(), 0.01)]);
 
-    let webhook = canary.webhook.as_ref().expect("webhook");
+    let webhook = canary.action.webhook.as_ref().expect("webhook");
     assert_eq!(webhook.url, "http://127.0.0.1:8001/sync/orders");
     assert_eq!(webhook.event, "order.created");
     assert_eq!(webhook.on_status, StatusClass::Class(2));
@@ -208,7 +217,7 @@ fn shipped_routes_toml_loads_with_the_expected_routes() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("routes.toml");
     let t = load_file(&path)
         .unwrap_or_else(|e| panic!("the shipped routes.toml must stay valid:\n{e}"));
-    let names: Vec<&str> = t.routes.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = t.routes.iter().map(|r| &*r.name).collect();
     assert_eq!(
         names,
         [
@@ -262,10 +271,10 @@ fn defaults_are_applied_when_keys_are_left_out() {
         assert!(u.options.tls_verify);
     }
     let r = &t.routes[0];
-    assert_eq!(r.methods, None);
-    assert_eq!(r.fallback, None);
-    assert!(!r.fallback_unsafe);
-    let shadow = r.shadow.as_ref().unwrap();
+    assert_eq!(r.matcher.methods, None);
+    assert_eq!(r.action.fallback, None);
+    assert!(!r.action.fallback_unsafe);
+    let shadow = r.action.shadow.as_ref().unwrap();
     assert_eq!(shadow.percent, 100.0);
     assert_eq!(
         shadow.methods,
@@ -273,7 +282,7 @@ fn defaults_are_applied_when_keys_are_left_out() {
     );
     assert_eq!(shadow.max_body, 1024 * 1024);
     assert_eq!(shadow.sticky, None);
-    let webhook = r.webhook.as_ref().unwrap();
+    let webhook = r.action.webhook.as_ref().unwrap();
     assert_eq!(webhook.on_status, StatusClass::Class(2));
     assert_eq!(webhook.timeout, Duration::from_secs(30));
     let hours = |h: u64| Duration::from_secs(h * 3600);
@@ -298,7 +307,7 @@ fn extra_keys_tls_verify_and_fallback_unsafe_are_read() {
         .replace("url = \"http://127.0.0.1:8002\"", "url = \"http://127.0.0.1:8002\"\ntls_verify = false");
     let t = ok(&text);
     assert!(!t.upstreams[1].options.tls_verify);
-    assert!(t.routes[0].fallback_unsafe);
+    assert!(t.routes[0].action.fallback_unsafe);
 }
 
 // ---- Every error, together, at its place ------------------------------------------------------------
@@ -736,7 +745,7 @@ fn methods_must_be_known_upper_case_methods() {
     };
     let t = ok(&route("[\"GET\", \"POST\", \"DELETE\"]"));
     assert_eq!(
-        t.routes[0].methods,
+        t.routes[0].matcher.methods,
         Some(vec![Method::GET, Method::POST, Method::DELETE])
     );
     assert_error_at(
@@ -770,8 +779,8 @@ fn header_names_and_header_regexes_are_checked() {
     let t = ok(&route(
         "headers = { \"X-Beta\" = \"1\" }\nheader_regex = { \"x-team\" = \"^(a|b)$\" }",
     ));
-    assert_eq!(t.routes[0].headers.len(), 2);
-    assert_eq!(t.routes[0].headers[0].name.as_str(), "x-beta");
+    assert_eq!(t.routes[0].matcher.headers.len(), 2);
+    assert_eq!(t.routes[0].matcher.headers[0].name.as_str(), "x-beta");
     let d = one_error(&route("headers = { \"bad header\" = \"1\" }"));
     assert_eq!(d.column, "headers = { ".len() + 1, "{d}");
     assert!(d.message.contains("invalid header name"), "{d}");
@@ -784,12 +793,13 @@ fn header_names_and_header_regexes_are_checked() {
 fn query_and_cookie_conditions_are_read_in_order() {
     let t = ok(&with_route("name = \"r\"\npath = \"/a\"\nquery = { b = \"1\", a = \"2\" }\ncookies = { beta = \"1\" }\nupstream = \"orders\""));
     let q: Vec<(&str, &str)> = t.routes[0]
+        .matcher
         .query
         .iter()
         .map(|c| (c.name.as_str(), c.value.as_str()))
         .collect();
     assert_eq!(q, [("b", "1"), ("a", "2")]);
-    assert_eq!(t.routes[0].cookies[0].name, "beta");
+    assert_eq!(t.routes[0].matcher.cookies[0].name, "beta");
     assert_error_at(
         &with_route(
             "name = \"r\"\npath = \"/a\"\ncookies = { \"a;b\" = \"1\" }\nupstream = \"orders\"",
@@ -966,6 +976,7 @@ fn with_shadow(body: &str) -> String {
 fn shadow_percent_is_between_0_and_100() {
     assert_eq!(
         ok(&with_shadow("percent = 0")).routes[0]
+            .action
             .shadow
             .as_ref()
             .unwrap()
@@ -974,6 +985,7 @@ fn shadow_percent_is_between_0_and_100() {
     );
     assert_eq!(
         ok(&with_shadow("percent = 12.5")).routes[0]
+            .action
             .shadow
             .as_ref()
             .unwrap()
@@ -999,7 +1011,7 @@ fn shadow_sizes_are_parsed_and_unparsable_ones_are_reported() {
     ] {
         let t = ok(&with_shadow(&format!("max_body = {size}")));
         assert_eq!(
-            t.routes[0].shadow.as_ref().unwrap().max_body,
+            t.routes[0].action.shadow.as_ref().unwrap().max_body,
             bytes,
             "{size}"
         );
@@ -1016,7 +1028,7 @@ fn shadow_sizes_are_parsed_and_unparsable_ones_are_reported() {
 #[test]
 fn shadow_methods_sticky_headers_and_pointers_are_checked() {
     let t = ok(&with_shadow("methods = [\"POST\"]\nsticky = \"cookie:sid\"\nignore_headers = [\"Date\"]\nignore = [\"/a/*/b\"]"));
-    let shadow = t.routes[0].shadow.as_ref().unwrap();
+    let shadow = t.routes[0].action.shadow.as_ref().unwrap();
     assert_eq!(shadow.methods, vec![Method::POST]);
     assert_eq!(shadow.sticky, Some(StickyKey::Cookie("sid".into())));
     assert_error_at(
@@ -1053,7 +1065,7 @@ fn shadow_methods_sticky_headers_and_pointers_are_checked() {
         "JSON Pointer",
     );
     let t = ok(&with_shadow("tolerance = { \"/a\" = 1, \"/b\" = 0.5 }"));
-    let tolerance = &t.routes[0].shadow.as_ref().unwrap().tolerance;
+    let tolerance = &t.routes[0].action.shadow.as_ref().unwrap().tolerance;
     assert_eq!(
         tolerance,
         &[("/a".to_string(), 1.0), ("/b".to_string(), 0.5)]
@@ -1100,6 +1112,7 @@ fn with_webhook(body: &str) -> String {
 fn webhook_on_status_is_a_class_or_a_code() {
     let status = |v: &str| {
         ok(&with_webhook(&format!("on_status = {v}"))).routes[0]
+            .action
             .webhook
             .as_ref()
             .unwrap()
@@ -1137,7 +1150,7 @@ fn webhook_retries_timeout_key_and_required_keys_are_checked() {
     let t = ok(&with_webhook(
         "retries = [\"1s\", \"1500ms\"]\ntimeout = \"5s\"\nkey = \"/id\"",
     ));
-    let w = t.routes[0].webhook.as_ref().unwrap();
+    let w = t.routes[0].action.webhook.as_ref().unwrap();
     assert_eq!(
         w.retries,
         [Duration::from_secs(1), Duration::from_millis(1500)]
@@ -1145,6 +1158,7 @@ fn webhook_retries_timeout_key_and_required_keys_are_checked() {
     assert_eq!(w.timeout, Duration::from_secs(5));
     assert_eq!(
         ok(&with_webhook("retries = []")).routes[0]
+            .action
             .webhook
             .as_ref()
             .unwrap()

@@ -13,7 +13,7 @@ pub fn routes(table: &RouteTable) -> Value {
         .map(|r| {
             let mut headers = Map::new();
             let mut header_regex = Map::new();
-            for h in &r.headers {
+            for h in &r.matcher.headers {
                 match &h.value {
                     ValueMatcher::Exact(v) => headers.insert(h.name.to_string(), json!(v)),
                     ValueMatcher::Regex(re) => header_regex.insert(h.name.to_string(), json!(re.as_str())),
@@ -22,7 +22,7 @@ pub fn routes(table: &RouteTable) -> Value {
             let pairs = |list: &[crate::routing::KeyValueCondition]| -> Map<String, Value> {
                 list.iter().map(|c| (c.name.clone(), json!(c.value))).collect()
             };
-            let (upstream, split) = match &r.target {
+            let (upstream, split) = match &r.action.target {
                 Target::Upstream(id) => (json!(name(*id)), Value::Null),
                 Target::Split(s) => (
                     Value::Null,
@@ -34,20 +34,20 @@ pub fn routes(table: &RouteTable) -> Value {
             };
             json!({
                 "name": r.name,
-                "path": r.path.source(),
-                "path_is_regex": r.path.is_regex(),
-                "methods": r.methods.as_ref().map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
-                "client_version": r.client_version.as_ref().map(|v| v.source()),
+                "path": r.matcher.path.source(),
+                "path_is_regex": r.matcher.path.is_regex(),
+                "methods": r.matcher.methods.as_ref().map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
+                "client_version": r.matcher.client_version.as_ref().map(|v| v.source()),
                 "headers": headers,
                 "header_regex": header_regex,
-                "query": pairs(&r.query),
-                "cookies": pairs(&r.cookies),
+                "query": pairs(&r.matcher.query),
+                "cookies": pairs(&r.matcher.cookies),
                 "upstream": upstream,
                 "split": split,
-                "fallback": r.fallback.map(name),
-                "fallback_unsafe": r.fallback_unsafe,
-                "shadow": r.shadow.as_ref().map(|s| json!({"upstream": name(s.upstream), "percent": s.percent})),
-                "webhook": r.webhook.as_ref().map(|w| json!({"event": w.event, "url": w.url})),
+                "fallback": r.action.fallback.map(name),
+                "fallback_unsafe": r.action.fallback_unsafe,
+                "shadow": r.action.shadow.as_ref().map(|s| json!({"upstream": name(s.upstream), "percent": s.percent})),
+                "webhook": r.action.webhook.as_ref().map(|w| json!({"event": w.event, "url": w.url})),
             })
         })
         .collect();

@@ -57,25 +57,21 @@ fn esc(s: &str) -> String {
 pub fn render(table: &RouteTable) -> String {
     let counts = counts();
     let mut rows = String::new();
-    let names = table
-        .routes
-        .iter()
-        .map(|r| r.name.as_str())
-        .chain(["default"]);
+    let names = table.routes.iter().map(|r| &*r.name).chain(["default"]);
     for (i, name) in names.enumerate() {
         let route = table.routes.get(i);
         let matches = route.map_or("no route matched".to_string(), |r| {
-            let mut m = r.path.source().to_string();
-            if let Some(methods) = &r.methods {
+            let mut m = r.matcher.path.source().to_string();
+            if let Some(methods) = &r.matcher.methods {
                 let list: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
                 m = format!("{} {m}", list.join(","));
             }
-            if let Some(v) = &r.client_version {
+            if let Some(v) = &r.matcher.client_version {
                 m.push_str(&format!(" · version {}", v.source()));
             }
             m
         });
-        let target = match route.map(|r| &r.target) {
+        let target = match route.map(|r| &r.action.target) {
             Some(Target::Upstream(id)) => table.upstream_name(*id).to_string(),
             Some(Target::Split(s)) => s
                 .sides
@@ -86,7 +82,7 @@ pub fn render(table: &RouteTable) -> String {
             None => table.upstream_name(table.default_upstream).to_string(),
         };
         let fallback = route
-            .and_then(|r| r.fallback)
+            .and_then(|r| r.action.fallback)
             .map_or("—".to_string(), |id| table.upstream_name(id).to_string());
         let c = counts.get(name);
         let served = c.map_or("—".to_string(), |c| {

@@ -3,7 +3,7 @@
 
 use http::{HeaderName, Method};
 
-use crate::routing::StatusClass;
+use crate::webhook::StatusClass;
 
 /// Flattens a multi-line message (regex errors quote the pattern with a caret under it) into one
 /// line: the first line and the last, without the quoted pattern.

@@ -21,7 +21,8 @@ use super::diagnostics::{line_col, Problems};
 use super::raw::RawFile;
 use super::upstreams::{self, UpstreamPlan};
 use super::{proxy, routes, units};
-use crate::routing::{ProxySettings, Route, RouteIndex, RouteTable, UpstreamId, VersionSource};
+use crate::routing::{Route, RouteIndex, RouteTable, UpstreamId, VersionSource};
+use crate::settings::ProxySettings;
 use crate::upstream::{Endpoint, Upstream};
 
 /// Everything checked, nothing resolved yet.

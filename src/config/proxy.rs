@@ -11,7 +11,8 @@ use toml::Spanned;
 use super::checks::{self, header_name};
 use super::compile::Ctx;
 use super::raw::{RawClientVersion, RawProxy, Scalar, Section, StringOrList};
-use crate::routing::{has_version_group, LogFormat, ProxySettings, UpstreamId, VersionSource};
+use crate::routing::{has_version_group, UpstreamId, VersionSource};
+use crate::settings::{LogFormat, ProxySettings};
 
 pub(crate) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);

@@ -10,9 +10,10 @@ use super::checks;
 use super::compile::Ctx;
 use super::raw::{KeyedList, RawRoute, Scalar, Section};
 use super::{shadow, webhook};
+use crate::action::Action;
 use crate::routing::{
-    HeaderCondition, KeyValueCondition, PathPattern, Route, Split, StickyKey, Target, UpstreamId,
-    VersionRequirement,
+    HeaderCondition, KeyValueCondition, Matcher, PathPattern, Route, Split, StickyKey, Target,
+    UpstreamId, VersionRequirement,
 };
 
 /// Every route in file order; `None` when any of them has a problem.
@@ -103,18 +104,22 @@ fn route(
     };
 
     Some(Route {
-        name: name?,
-        path: path?,
-        methods: methods?,
-        client_version: client_version?,
-        headers: headers?,
-        query: query?,
-        cookies: cookies?,
-        target: target?,
-        fallback: fallback?,
-        fallback_unsafe: fallback_unsafe?,
-        shadow: shadow?,
-        webhook: webhook?,
+        name: name?.into(),
+        matcher: Matcher {
+            path: path?,
+            methods: methods?,
+            client_version: client_version?,
+            headers: headers?,
+            query: query?,
+            cookies: cookies?,
+        },
+        action: Action {
+            target: target?,
+            fallback: fallback?,
+            fallback_unsafe: fallback_unsafe?,
+            shadow: shadow?,
+            webhook: webhook?,
+        },
     })
 }
 

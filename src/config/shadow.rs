@@ -8,7 +8,8 @@ use super::compile::Ctx;
 use super::raw::{RawShadow, Scalar};
 use super::routes::method_list;
 use super::units;
-use crate::routing::{ShadowSpec, StickyKey};
+use crate::routing::StickyKey;
+use crate::shadow::ShadowSpec;
 
 pub(crate) const DEFAULT_PERCENT: f64 = 100.0;
 pub(crate) const DEFAULT_MAX_BODY: u64 = 1 << 20;

@@ -8,7 +8,7 @@ use super::checks;
 use super::compile::Ctx;
 use super::raw::{RawWebhook, Scalar};
 use super::units;
-use crate::routing::{StatusClass, WebhookSpec};
+use crate::webhook::{StatusClass, WebhookSpec};
 
 pub(crate) const DEFAULT_ON_STATUS: StatusClass = StatusClass::Class(2);
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

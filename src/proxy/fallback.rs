@@ -28,9 +28,9 @@ pub struct Attempt<'a> {
 /// The fallback upstream to replay to, if this attempt may fall back at all.
 pub fn fallback_for(a: &Attempt) -> Option<UpstreamId> {
     let route = a.route?;
-    let fallback = route.fallback?;
+    let fallback = route.action.fallback?;
     let safe = matches!(*a.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let allowed = (safe || route.fallback_unsafe)
+    let allowed = (safe || route.action.fallback_unsafe)
         && !a.fell_back
         && !a.response_started
         && !a.body_truncated

@@ -20,7 +20,8 @@ pub use watch::{debounce, watch, ReloadService};
 use crate::config;
 use crate::metrics::metrics;
 use crate::proxy::SharedTable;
-use crate::routing::{ProxySettings, RouteTable};
+use crate::routing::RouteTable;
+use crate::settings::ProxySettings;
 
 /// What one reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]

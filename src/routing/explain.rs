@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::split::{in_sample, sticky_hash};
 use super::{Decision, LazyVersion, Miss, RequestHead, Route, RouteTable, Target};
+use crate::webhook::StatusClass;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
@@ -71,9 +72,9 @@ impl RouteTable {
         let mut routes = Vec::new();
         let mut winner = None;
         for (i, route) in self.routes.iter().enumerate() {
-            let outcome = route.check(req, &mut version);
+            let outcome = route.matcher.check(req, &mut version);
             routes.push(RouteTrial {
-                route: route.name.clone(),
+                route: route.name.to_string(),
                 matched: outcome.is_ok(),
                 reason: reason(route, req, outcome.as_ref().err()),
             });
@@ -105,24 +106,24 @@ impl RouteTable {
             upstream: self.upstream_name(decision.upstream).to_string(),
             split: route.and_then(|r| self.explain_split(r, &decision)),
             fallback: route
-                .and_then(|r| r.fallback)
+                .and_then(|r| r.action.fallback)
                 .map(|id| self.upstream_name(id).to_string()),
             shadow: route.and_then(|r| self.explain_shadow(r, req)),
             webhook: route
-                .and_then(|r| r.webhook.as_ref())
+                .and_then(|r| r.action.webhook.as_ref())
                 .map(|w| ExplainedWebhook {
                     event: w.event.clone(),
                     url: w.url.clone(),
                     on_status: match w.on_status {
-                        super::StatusClass::Class(c) => format!("{c}xx"),
-                        super::StatusClass::Exact(code) => code.to_string(),
+                        StatusClass::Class(c) => format!("{c}xx"),
+                        StatusClass::Exact(code) => code.to_string(),
                     },
                 }),
         }
     }
 
     fn explain_split(&self, route: &Route, decision: &Decision) -> Option<ExplainedSplit> {
-        let (Target::Split(split), Some(choice)) = (&route.target, decision.split) else {
+        let (Target::Split(split), Some(choice)) = (&route.action.target, decision.split) else {
             return None;
         };
         Some(ExplainedSplit {
@@ -140,7 +141,7 @@ impl RouteTable {
     }
 
     fn explain_shadow(&self, route: &Route, req: &RequestHead) -> Option<ExplainedShadow> {
-        let spec = route.shadow.as_ref()?;
+        let spec = route.action.shadow.as_ref()?;
         let (mirrored, reason) = if !spec.methods.contains(req.method) {
             ("no", format!("method {} is not mirrored", req.method))
         } else if spec.percent <= 0.0 {
@@ -174,27 +175,34 @@ impl RouteTable {
 
 fn reason(route: &Route, req: &RequestHead, miss: Option<&Miss>) -> String {
     let Some(miss) = miss else {
-        let mut parts = vec![format!("path {} matches {}", req.path, route.path.source())];
-        if route.methods.is_some() {
+        let mut parts = vec![format!(
+            "path {} matches {}",
+            req.path,
+            route.matcher.path.source()
+        )];
+        if route.matcher.methods.is_some() {
             parts.push(format!("method {}", req.method));
         }
-        if let Some(r) = &route.client_version {
+        if let Some(r) = &route.matcher.client_version {
             parts.push(format!("client version satisfies {}", r.source()));
         }
         parts.extend(
             route
+                .matcher
                 .headers
                 .iter()
                 .map(|h| format!("header {}", h.describe())),
         );
         parts.extend(
             route
+                .matcher
                 .query
                 .iter()
                 .map(|q| format!("query {}={}", q.name, q.value)),
         );
         parts.extend(
             route
+                .matcher
                 .cookies
                 .iter()
                 .map(|c| format!("cookie {}={}", c.name, c.value)),
@@ -202,23 +210,40 @@ fn reason(route: &Route, req: &RequestHead, miss: Option<&Miss>) -> String {
         return format!("matched: {}", parts.join(", "));
     };
     match miss {
-        Miss::Path => format!("path {} does not match {}", req.path, route.path.source()),
+        Miss::Path => format!(
+            "path {} does not match {}",
+            req.path,
+            route.matcher.path.source()
+        ),
         Miss::Method => {
-            let allowed: Vec<&str> = route.methods.iter().flatten().map(|m| m.as_str()).collect();
+            let allowed: Vec<&str> = route
+                .matcher
+                .methods
+                .iter()
+                .flatten()
+                .map(|m| m.as_str())
+                .collect();
             format!("method {} is not one of {}", req.method, allowed.join(", "))
         }
         Miss::NoVersion => "no readable client version".to_string(),
         Miss::Version(v) => format!(
             "client version {v} does not satisfy {}",
-            route.client_version.as_ref().map_or("", |r| r.source())
+            route
+                .matcher
+                .client_version
+                .as_ref()
+                .map_or("", |r| r.source())
         ),
-        Miss::Header(i) => format!("header {} not present", route.headers[*i].describe()),
+        Miss::Header(i) => format!(
+            "header {} not present",
+            route.matcher.headers[*i].describe()
+        ),
         Miss::Query(i) => {
-            let q = &route.query[*i];
+            let q = &route.matcher.query[*i];
             format!("query {}={} not present", q.name, q.value)
         }
         Miss::Cookie(i) => {
-            let c = &route.cookies[*i];
+            let c = &route.matcher.cookies[*i];
             format!("cookie {}={} not present", c.name, c.value)
         }
     }

@@ -28,7 +28,7 @@ impl RouteIndex {
         let mut root = Node::default();
         for (i, route) in routes.iter().enumerate() {
             let mut node = &mut root;
-            for seg in route.path.literal_prefix() {
+            for seg in route.matcher.path.literal_prefix() {
                 node = node.children.entry(seg.into()).or_default();
             }
             node.routes.push(i);

@@ -82,7 +82,7 @@ impl<'a> LazyVersion<'a> {
     }
 }
 
-impl Route {
+impl Matcher {
     /// Checks every condition of this route against the request.
     pub(crate) fn check(&self, req: &RequestHead, version: &mut LazyVersion) -> Result<(), Miss> {
         if !self.path.matches(req.path) {
@@ -122,7 +122,7 @@ impl RouteTable {
     pub fn decide(&self, req: &RequestHead) -> Decision {
         let mut version = LazyVersion::new(&self.client_version, req.headers);
         for i in self.index.candidates(req.path) {
-            if self.routes[i].check(req, &mut version).is_ok() {
+            if self.routes[i].matcher.check(req, &mut version).is_ok() {
                 return self.decision_for(i, req);
             }
         }
@@ -133,14 +133,16 @@ impl RouteTable {
     /// Kept for tests and benchmarks that check the index changes nothing.
     pub fn decide_by_scan(&self, req: &RequestHead) -> Decision {
         let mut version = LazyVersion::new(&self.client_version, req.headers);
-        match (0..self.routes.len()).find(|&i| self.routes[i].check(req, &mut version).is_ok()) {
+        match (0..self.routes.len())
+            .find(|&i| self.routes[i].matcher.check(req, &mut version).is_ok())
+        {
             Some(i) => self.decision_for(i, req),
             None => self.default_decision(),
         }
     }
 
     pub(crate) fn decision_for(&self, i: usize, req: &RequestHead) -> Decision {
-        match &self.routes[i].target {
+        match &self.routes[i].action.target {
             Target::Upstream(id) => Decision {
                 route: Some(i),
                 upstream: *id,
@@ -170,7 +172,7 @@ impl RouteTable {
         decision
             .route
             .and_then(|i| self.routes.get(i))
-            .map_or("default", |r| r.name.as_str())
+            .map_or("default", |r| &*r.name)
     }
 
     pub fn upstream_name(&self, id: UpstreamId) -> &str {

@@ -4,9 +4,7 @@
 //! here changes after it is built, so a request can keep its table for its whole life.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::Method;
 use regex::Regex;
@@ -16,6 +14,8 @@ use super::index::RouteIndex;
 use super::path::PathPattern;
 use super::split::Split;
 use super::version::{VersionRequirement, VersionSource};
+use crate::action::Action;
+use crate::settings::ProxySettings;
 use crate::upstream::Upstream;
 
 /// An upstream of a [`RouteTable`]: its place in [`RouteTable::upstreams`]. Only the config
@@ -53,32 +53,17 @@ pub struct RouteTable {
     pub loaded_at: std::time::SystemTime,
 }
 
-/// `[proxy]`: process-wide settings. `listen`, `admin` and `threads` cannot change live.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProxySettings {
-    pub listen: Vec<SocketAddr>,
-    pub admin: Option<SocketAddr>,
-    pub admin_token_env: Option<String>,
-    pub data_dir: std::path::PathBuf,
-    pub grace_period: Duration,
-    /// After SIGTERM, how long `/readyz` says 503 while ficus keeps serving, before it stops
-    /// accepting and drains (spent inside `grace_period`).
-    pub shutdown_delay: Duration,
-    /// `None`: the number of cores.
-    pub threads: Option<usize>,
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// One `[[routes]]` entry, compiled.
+/// One `[[routes]]` entry, compiled: what it matches and what ficus then does.
 #[derive(Debug)]
 pub struct Route {
-    pub name: String,
+    pub name: Arc<str>,
+    pub matcher: Matcher,
+    pub action: Action,
+}
+
+/// Every condition of a route; all must hold (checked in this order, see [`super::Miss`]).
+#[derive(Debug)]
+pub struct Matcher {
     pub path: PathPattern,
     /// `None`: any method.
     pub methods: Option<Vec<Method>>,
@@ -86,11 +71,6 @@ pub struct Route {
     pub headers: Vec<HeaderCondition>,
     pub query: Vec<KeyValueCondition>,
     pub cookies: Vec<KeyValueCondition>,
-    pub target: Target,
-    pub fallback: Option<UpstreamId>,
-    pub fallback_unsafe: bool,
-    pub shadow: Option<ShadowSpec>,
-    pub webhook: Option<WebhookSpec>,
 }
 
 /// Where a matching request goes.
@@ -109,50 +89,6 @@ pub enum StickyKey {
     Cookie(String),
     /// `ip`: the client's address.
     ClientIp,
-}
-
-/// `[routes.shadow]`, compiled: what to mirror and how to compare.
-#[derive(Debug, Clone)]
-pub struct ShadowSpec {
-    pub upstream: UpstreamId,
-    /// 0..=100
-    pub percent: f64,
-    pub sticky: Option<StickyKey>,
-    pub methods: Vec<Method>,
-    pub max_body: u64,
-    pub ignore_headers: Vec<http::HeaderName>,
-    /// JSON Pointer patterns; a `*` segment matches any index or key.
-    pub ignore: Vec<String>,
-    pub unordered: Vec<String>,
-    pub tolerance: Vec<(String, f64)>,
-}
-
-/// `[routes.webhook]`, compiled.
-#[derive(Debug, Clone)]
-pub struct WebhookSpec {
-    pub url: String,
-    pub event: String,
-    pub on_status: StatusClass,
-    pub secret_env: String,
-    pub key: Option<String>,
-    pub retries: Vec<Duration>,
-    pub timeout: Duration,
-}
-
-/// Which response statuses a webhook fires on: `2xx`, `4xx`, or one code like `201`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusClass {
-    Class(u16),
-    Exact(u16),
-}
-
-impl StatusClass {
-    pub fn matches(self, status: u16) -> bool {
-        match self {
-            StatusClass::Class(c) => status / 100 == c,
-            StatusClass::Exact(code) => status == code,
-        }
-    }
 }
 
 /// Patterns compiled from `user_agent` must carry a `version` group; kept here for reuse.

@@ -1,0 +1,27 @@
+//! Process-wide settings from `[proxy]`, compiled: where ficus listens, how it stops, how it logs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// `[proxy]`: process-wide settings. Every one of them is read at start only: a reload that
+/// changes one is rejected ([`crate::reload::restart_only_changes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySettings {
+    pub listen: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub admin_token_env: Option<String>,
+    pub data_dir: std::path::PathBuf,
+    pub grace_period: Duration,
+    /// After SIGTERM, how long `/readyz` says 503 while ficus keeps serving, before it stops
+    /// accepting and drains (spent inside `grace_period`).
+    pub shutdown_delay: Duration,
+    /// `None`: the number of cores.
+    pub threads: Option<usize>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
