@@ -48,6 +48,8 @@ pub struct Entry<'a> {
     pub bytes: usize,
     /// Pingora's name for the error that ended the request, if one did.
     pub error: Option<&'a str>,
+    /// The filter (plugin) that answered the request itself, if one did.
+    pub answered_by: Option<&'a str>,
 }
 
 /// A handle on the access log; clones share one buffer.
@@ -357,7 +359,7 @@ enum Value<'a> {
 
 impl Entry<'_> {
     /// The line's fields, in order; `None` is left out.
-    fn fields(&self) -> [(&'static str, Option<Value<'_>>); 10] {
+    fn fields(&self) -> [(&'static str, Option<Value<'_>>); 11] {
         [
             ("request_id", Some(Value::Str(self.request_id))),
             ("method", Some(Value::Display(self.method))),
@@ -369,6 +371,7 @@ impl Entry<'_> {
             ("duration_ms", Some(Value::Millis(self.duration))),
             ("bytes", Some(Value::Int(self.bytes as u64))),
             ("error", self.error.map(Value::Str)),
+            ("answered_by", self.answered_by.map(Value::Str)),
         ]
     }
 }

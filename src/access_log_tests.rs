@@ -86,6 +86,7 @@ fn entry() -> Entry<'static> {
         duration: Duration::from_micros(31_342),
         bytes: 1024,
         error: None,
+        answered_by: None,
     }
 }
 
@@ -167,6 +168,7 @@ fn lines_match_what_tracing_subscriber_writes() {
         status: 502,
         fell_back: true,
         error: Some("ConnectRefused"),
+        answered_by: None,
         ..entry()
     };
     let ours = line(LogFormat::Text, &e);
@@ -185,6 +187,7 @@ fn lines_match_what_tracing_subscriber_writes() {
 fn json_lines_parse_and_carry_every_field() {
     let e = Entry {
         error: Some("ConnectRefused"),
+        answered_by: None,
         fell_back: true,
         status: 502,
         ..entry()

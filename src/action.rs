@@ -2,6 +2,7 @@
 //! and what is mirrored and emitted on the side. The matching half of a route is
 //! [`crate::routing::Matcher`]; a [`crate::routing::Route`] holds one of each.
 
+use crate::filters::FilterChain;
 use crate::routing::{Target, UpstreamId};
 use crate::shadow::ShadowSpec;
 use crate::webhook::WebhookSpec;
@@ -14,6 +15,8 @@ pub struct Action {
     pub fallback: Option<UpstreamId>,
     /// Replay methods that are not safe (POST, ...) too.
     pub fallback_unsafe: bool,
+    /// The filters run on the route's requests: the built-ins, then its plugins.
+    pub filters: FilterChain,
     pub shadow: Option<ShadowSpec>,
     pub webhook: Option<WebhookSpec>,
 }

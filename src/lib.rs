@@ -8,8 +8,10 @@
 //!    [`routing::Matcher`] holds and which [`upstream::Upstream`] answers (a weighted sticky split
 //!    picks a side by a stable hash); the route's [`action::Action`] says what else happens
 //!    (fallback, [`shadow`], [`webhook`]);
-//! 3. [`proxy`] sends the request there, adds the forwarding headers, falls back to the route's
-//!    fallback upstream on a connect failure, timeout or 5xx, and maps errors to 502/504.
+//! 3. [`proxy`] runs the route's [`filters`] chain (the built-ins set the request id, trace context
+//!    and forwarding headers; a plugin may answer at once), sends the request to the upstream,
+//!    falls back to the route's fallback upstream on a connect failure, timeout or 5xx, and maps
+//!    errors to 502/504.
 //!
 //! [`config`] reads `routes.toml` in two layers (serde structs that mirror the file, then a compile
 //! step that validates everything in one pass and builds the immutable table); [`settings`] holds
@@ -23,6 +25,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod filters;
 pub mod lifecycle;
 pub mod metrics;
 pub mod proxy;

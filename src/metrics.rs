@@ -19,6 +19,7 @@ pub const CONFIG_LAST_RELOAD_SUCCESS: &str = "ficus_config_last_reload_success_t
 pub const ROUTES: &str = "ficus_routes";
 pub const UPSTREAM_CONNECT_ERRORS_TOTAL: &str = "ficus_upstream_connect_errors_total";
 pub const UPSTREAM_TIMEOUTS_TOTAL: &str = "ficus_upstream_timeouts_total";
+pub const PLUGIN_RESPONSES_TOTAL: &str = "ficus_plugin_responses_total";
 
 /// The route label of requests that matched no route.
 pub const DEFAULT_ROUTE: &str = "default";
@@ -38,6 +39,8 @@ pub struct Metrics {
     pub upstream_connect_errors: IntCounterVec,
     /// `{upstream}`
     pub upstream_timeouts: IntCounterVec,
+    /// `{route, plugin, status}`: requests a filter answered itself.
+    pub plugin_responses: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -80,6 +83,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         UPSTREAM_TIMEOUTS_TOTAL,
         "Upstream connect or read timeouts",
         &["upstream"],
+    ),
+    plugin_responses: counter_vec(
+        PLUGIN_RESPONSES_TOTAL,
+        "Requests a plugin answered itself, by route, plugin and status",
+        &["route", "plugin", "status"],
     ),
 });
 

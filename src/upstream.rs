@@ -73,6 +73,8 @@ impl EndpointUrl {
 #[derive(Debug)]
 pub struct Endpoint {
     pub url: String,
+    /// The host as written in the url (what a `Host` rewrite for this endpoint uses).
+    pub host: String,
     pub addr: SocketAddr,
     peer: HttpPeer,
 }
@@ -120,6 +122,7 @@ impl Endpoint {
         peer.options.verify_hostname = options.tls_verify;
         Ok(Endpoint {
             url: url.to_string(),
+            host: parsed.host,
             addr,
             peer,
         })
@@ -146,18 +149,28 @@ impl Upstream {
         }
     }
 
+    /// The endpoint for the next request, round robin: an index for [`Upstream::peer_at`].
+    pub fn next_index(&self) -> usize {
+        match self.endpoints.len() {
+            0 | 1 => 0,
+            n => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        }
+    }
+
+    /// The endpoint `tries` places after `first` (wrapping), so that a request retrying after
+    /// connect failures visits each endpoint once, whatever other requests do meanwhile.
+    pub fn after(&self, first: usize, tries: usize) -> usize {
+        first.wrapping_add(tries) % self.endpoints.len().max(1)
+    }
+
+    /// The peer of endpoint `i`, with its own copy of the options.
+    pub fn peer_at(&self, i: usize) -> Option<Box<HttpPeer>> {
+        self.endpoints.get(i).map(|e| Box::new(e.peer.clone()))
+    }
+
     /// The peer for the next request, round robin over the endpoints.
     pub fn next_peer(&self) -> Option<Box<HttpPeer>> {
-        let n = self.endpoints.len();
-        if n == 0 {
-            return None;
-        }
-        let i = if n == 1 {
-            0
-        } else {
-            self.next.fetch_add(1, Ordering::Relaxed) % n
-        };
-        Some(Box::new(self.endpoints[i].peer.clone()))
+        self.peer_at(self.next_index())
     }
 }
 
@@ -205,5 +218,25 @@ mod tests {
             .map(|_| up.next_peer().unwrap()._address.as_inet().unwrap().port())
             .collect();
         assert_eq!(ports, vec![1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn retries_visit_every_endpoint_once_from_the_first() {
+        let opts = UpstreamOptions::default();
+        let eps = [
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "http://127.0.0.1:3",
+        ]
+        .iter()
+        .map(|u| Endpoint::resolve(u, opts).unwrap())
+        .collect();
+        let up = Upstream::new("x".into(), eps, opts);
+        // Whatever other requests take meanwhile, one request's tries do not repeat.
+        let first = up.next_index();
+        let mut seen: Vec<usize> = (0..3).map(|t| up.after(first, t)).collect();
+        up.next_index();
+        seen.sort();
+        assert_eq!(seen, vec![0, 1, 2]);
     }
 }

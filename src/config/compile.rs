@@ -21,6 +21,7 @@ use super::diagnostics::{line_col, Problems};
 use super::raw::RawFile;
 use super::upstreams::{self, UpstreamPlan};
 use super::{proxy, routes, units};
+use crate::filters::FilterChain;
 use crate::routing::{Route, RouteIndex, RouteTable, UpstreamId, VersionSource};
 use crate::settings::ProxySettings;
 use crate::upstream::{Endpoint, Upstream};
@@ -236,6 +237,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         upstreams: built,
         upstream_ids,
         default_upstream,
+        default_filters: FilterChain::builtin(),
         routes,
         index,
         version: String::new(),

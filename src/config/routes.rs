@@ -11,6 +11,7 @@ use super::compile::Ctx;
 use super::raw::{KeyedList, RawRoute, Scalar, Section};
 use super::{shadow, webhook};
 use crate::action::Action;
+use crate::filters::FilterChain;
 use crate::routing::{
     HeaderCondition, KeyValueCondition, Matcher, PathPattern, Route, Split, StickyKey, Target,
     UpstreamId, VersionRequirement,
@@ -117,6 +118,7 @@ fn route(
             target: target?,
             fallback: fallback?,
             fallback_unsafe: fallback_unsafe?,
+            filters: FilterChain::builtin(),
             shadow: shadow?,
             webhook: webhook?,
         },

@@ -1,6 +1,7 @@
 //! What each request leaves behind once it is done: its metrics and its access-log line, and
 //! the upstream failures counted as they happen.
 
+use ficus_plugin::RequestEnd;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
@@ -75,16 +76,21 @@ fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seco
         .inc();
 }
 
-/// Counts the finished request and writes its access-log line.
+/// Counts the finished request and writes its access-log line; with `describe`, also says how it
+/// ended for the filters' request-end hook.
 pub(super) fn finish_request(
     session: &Session,
     e: Option<&Error>,
     ctx: &RequestCtx,
     access_log: &AccessLog,
-) {
+    describe: bool,
+) -> Option<RequestEnd> {
     let req = session.req_header();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    let answered_by = ctx.filter.answered_by.as_deref();
     let (route, upstream) = match (ctx.table.as_deref(), ctx.decision) {
+        // A request a filter answered itself reached no upstream.
+        (Some(t), Some(d)) if answered_by.is_some() => (t.route_name(&d), ""),
         (Some(t), Some(d)) => (
             t.route_name(&d),
             ctx.upstream.map_or("none", |u| t.upstream_name(u)),
@@ -105,9 +111,16 @@ pub(super) fn finish_request(
         ctx.fallback.is_some(),
         duration.as_secs_f64(),
     );
+    if let Some(plugin) = answered_by {
+        metrics()
+            .plugin_responses
+            .with_label_values(&[route, plugin, &status.to_string()])
+            .inc();
+    }
     if access_log.is_on() {
         access_log.record(&Entry {
             request_id: ctx
+                .filter
                 .request_id
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
@@ -121,6 +134,13 @@ pub(super) fn finish_request(
             duration,
             bytes: session.body_bytes_sent(),
             error: e.map(|e| e.etype().as_str()),
+            answered_by,
         });
     }
+    describe.then(|| RequestEnd {
+        status,
+        upstream: (!upstream.is_empty() && upstream != "none").then(|| upstream.to_string()),
+        duration,
+        error: e.map(|e| e.etype().as_str().to_string()),
+    })
 }

@@ -15,7 +15,7 @@
 mod accounting;
 pub mod errors;
 pub mod fallback;
-pub mod headers;
+mod heads;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,13 +23,15 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use ficus_plugin::{FilterCtx, Hooks, Response};
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::AccessLog;
+use crate::filters::{headers, FilterChain};
 use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
 use fallback::Attempt;
 
@@ -52,17 +54,38 @@ impl Ficus {
 pub struct RequestCtx {
     table: Option<Arc<RouteTable>>,
     decision: Option<Decision>,
-    request_id: Option<HeaderValue>,
+    /// What the route's filters know and hand each other (the request id among it).
+    filter: FilterCtx,
     /// Set once the request is replayed: the route's fallback upstream.
     fallback: Option<UpstreamId>,
     response_started: bool,
     upstream: Option<UpstreamId>,
+    /// The endpoint of the current upstream that this request tried first, and then
+    /// the one it is trying now.
+    first_endpoint: usize,
+    endpoint: usize,
     /// Failed connects to the current upstream's endpoints.
     connect_failures: usize,
     started: Instant,
 }
 
 impl RequestCtx {
+    /// The filter chain of the request's route (or of the table's default), with the filters'
+    /// context: two disjoint borrows, so the chain is not cloned per phase.
+    fn chain(&mut self) -> Option<(&FilterChain, &mut FilterCtx)> {
+        self.with_table().map(|(_, chain, cx)| (chain, cx))
+    }
+
+    /// [`RequestCtx::chain`] with the table it belongs to.
+    fn with_table(&mut self) -> Option<(&RouteTable, &FilterChain, &mut FilterCtx)> {
+        let table = self.table.as_deref()?;
+        let chain = match self.decision.and_then(|d| d.route) {
+            Some(i) => &table.routes.get(i)?.action.filters,
+            None => &table.default_filters,
+        };
+        Some((table, chain, &mut self.filter))
+    }
+
     fn attempt<'a>(&'a self, session: &'a Session) -> Attempt<'a> {
         Attempt {
             route: self
@@ -98,10 +121,12 @@ impl ProxyHttp for Ficus {
         RequestCtx {
             table: None,
             decision: None,
-            request_id: None,
+            filter: FilterCtx::default(),
             fallback: None,
             response_started: false,
             upstream: None,
+            first_endpoint: 0,
+            endpoint: 0,
             connect_failures: 0,
             started: Instant::now(),
         }
@@ -118,28 +143,34 @@ impl ProxyHttp for Ficus {
             headers: &req.headers,
             client_ip: ip,
         };
-        ctx.decision = Some(table.decide(&head));
-        ctx.table = Some(table);
-        let id = match headers::incoming_request_id(&req.headers) {
-            Some(id) => id,
-            None => {
-                let id = headers::new_request_id();
-                session
-                    .req_header_mut()
-                    .insert_header(headers::X_REQUEST_ID, id.clone())?;
-                id
+        let decision = table.decide(&head);
+        ctx.filter.client_ip = ip;
+        let route = decision.route.and_then(|i| table.routes.get(i));
+        let chain = route.map_or(&table.default_filters, |r| &r.action.filters);
+        if chain.has_plugins() {
+            // Only plugins read these: a route with none does not pay for them.
+            ctx.filter.route = route.map(|r| r.name.clone());
+            if let Some(r) = route {
+                ctx.filter.params = r.matcher.path.params(head.path);
             }
-        };
-        ctx.request_id = Some(id);
-        // Decided once, so a fallback replay (and a mirrored copy) carries the same trace.
-        let tp = headers::traceparent(session.req_header().headers.get(headers::TRACEPARENT));
-        if let Some(tp) = tp {
-            let req = session.req_header_mut();
-            // The old tracestate belongs to the trace that was replaced.
-            req.remove_header("tracestate");
-            req.insert_header(headers::TRACEPARENT, tp)?;
+            ctx.filter.client_version = table
+                .client_version
+                .read(head.headers)
+                .map(|(v, _)| v.to_string());
         }
-        Ok(false)
+        let answer = chain.on_request(&mut heads::Req(session.req_header_mut()), &mut ctx.filter);
+        ctx.decision = Some(decision);
+        ctx.table = Some(table);
+        match answer {
+            None => Ok(false),
+            Some(response) => {
+                if let Some((chain, cx)) = ctx.chain() {
+                    write_filter_response(session, response, chain, cx).await?;
+                }
+                ctx.response_started = true;
+                Ok(true)
+            }
+        }
     }
 
     async fn upstream_peer(
@@ -151,10 +182,20 @@ impl ProxyHttp for Ficus {
             return Error::e_explain(ErrorType::InternalError, "no routing decision");
         };
         let id = ctx.fallback.unwrap_or(decision.upstream);
-        ctx.upstream = Some(id);
-        let mut peer = table
+        let upstream = table
             .upstream(id)
-            .and_then(|u| u.next_peer())
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "unknown upstream"))?;
+        // A retry after connect failures moves on from this request's own first endpoint, so it
+        // never lands on the one that just failed, whatever other requests picked meanwhile.
+        if ctx.upstream == Some(id) && ctx.connect_failures > 0 {
+            ctx.endpoint = upstream.after(ctx.first_endpoint, ctx.connect_failures);
+        } else {
+            ctx.first_endpoint = upstream.next_index();
+            ctx.endpoint = ctx.first_endpoint;
+        }
+        ctx.upstream = Some(id);
+        let mut peer = upstream
+            .peer_at(ctx.endpoint)
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream has no endpoint"))?;
         if session.is_upgrade_req() {
             // An upgraded connection (websocket) may rightly stay idle far longer than a response
@@ -166,35 +207,36 @@ impl ProxyHttp for Ficus {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(ip) = client_ip(session) {
-            let xff =
-                headers::forwarded_for(upstream_request.headers.get(headers::X_FORWARDED_FOR), ip);
-            upstream_request.insert_header(headers::X_FORWARDED_FOR, xff)?;
-        }
-        // An edge in front of ficus (a TLS-terminating load balancer) knows the client's scheme
-        // and host better than ficus: keep what it wrote, and fill in what is missing.
-        if !upstream_request
-            .headers
-            .contains_key(headers::X_FORWARDED_PROTO)
-        {
-            upstream_request
-                .insert_header(headers::X_FORWARDED_PROTO, HeaderValue::from_static("http"))?;
-        }
-        if !upstream_request
-            .headers
-            .contains_key(headers::X_FORWARDED_HOST)
-        {
-            let host = session.req_header().headers.get(HOST).cloned().or_else(|| {
-                let authority = session.req_header().uri.authority()?;
-                HeaderValue::from_str(authority.as_str()).ok()
-            });
-            if let Some(host) = host {
-                upstream_request.insert_header(headers::X_FORWARDED_HOST, host)?;
-            }
+        let (endpoint, fallback) = (ctx.endpoint, ctx.fallback.is_some());
+        let (Some(id), Some((table, chain, cx))) = (ctx.upstream, ctx.with_table()) else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+        };
+        let upstream = table.upstream(id);
+        let attempt = ficus_plugin::Attempt {
+            upstream: upstream.map_or("", |u| u.name.as_str()),
+            host: upstream
+                .and_then(|u| u.endpoints.get(endpoint))
+                .map_or("", |e| e.host.as_str()),
+            fallback,
+        };
+        chain
+            .on_upstream_request(&mut heads::Req(upstream_request), &attempt, cx)
+            .or_else(|e| Error::e_explain(ErrorType::InternalError, format!("filter: {e}")))
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some((chain, cx)) = ctx.chain().filter(|(c, _)| c.uses(Hooks::REQUEST_BODY)) {
+            chain.on_request_body(body.as_ref(), end_of_stream, cx);
         }
         Ok(())
     }
@@ -272,11 +314,6 @@ impl ProxyHttp for Ficus {
                 "upstream answered with a server error; replaying to the fallback",
             );
         }
-        for name in headers::response_hop_by_hop(&upstream_response.headers) {
-            upstream_response.remove_header(&name);
-        }
-        // Pingora 0.9 drops HTTP/1 trailers, so do not announce any.
-        upstream_response.remove_header(&http::header::TRAILER);
         Ok(())
     }
 
@@ -287,19 +324,31 @@ impl ProxyHttp for Ficus {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.response_started = true;
-        if let Some(id) = &ctx.request_id {
-            if !upstream_response
-                .headers
-                .contains_key(headers::X_REQUEST_ID)
-            {
-                upstream_response.insert_header(headers::X_REQUEST_ID, id.clone())?;
-            }
+        if let Some((chain, cx)) = ctx.chain() {
+            chain.on_response(&mut heads::Resp(upstream_response), cx);
         }
         Ok(())
     }
 
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some((chain, cx)) = ctx.chain().filter(|(c, _)| c.uses(Hooks::RESPONSE_BODY)) {
+            chain.on_response_body(body.as_ref(), end_of_stream, cx);
+        }
+        Ok(None)
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        accounting::finish_request(session, e, ctx, &self.access_log);
+        let wants_end = ctx.chain().is_some_and(|(c, _)| c.uses(Hooks::REQUEST_END));
+        let end = accounting::finish_request(session, e, ctx, &self.access_log, wants_end);
+        if let (Some(end), Some((chain, cx))) = (end, ctx.chain()) {
+            chain.on_request_end(&end, cx).await;
+        }
     }
 
     async fn fail_to_proxy(
@@ -310,7 +359,8 @@ impl ProxyHttp for Ficus {
     ) -> FailToProxy {
         let code = errors::status_for(e.etype(), e.esource());
         if code > 0 && !ctx.response_started {
-            if let Err(write_err) = write_error(session, code, ctx.request_id.as_ref()).await {
+            if let Err(write_err) = write_error(session, code, ctx.filter.request_id.as_ref()).await
+            {
                 tracing::debug!("could not send the error response: {write_err}");
             }
         }
@@ -338,4 +388,26 @@ async fn write_error(
     session
         .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
         .await
+}
+
+/// Sends a filter's own answer, after the chain's response phase has seen it.
+async fn write_filter_response(
+    session: &mut Session,
+    response: Response,
+    chain: &FilterChain,
+    cx: &mut FilterCtx,
+) -> Result<()> {
+    let Response {
+        status,
+        headers,
+        body,
+    } = response;
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
+    for (name, value) in &headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    resp.insert_header(CONTENT_LENGTH, body.len())?;
+    chain.on_response(&mut heads::Resp(&mut resp), cx);
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
 }

@@ -3,6 +3,8 @@
 //!
 //! Paths are compared as the client sent them (percent-encoding untouched, query excluded).
 
+use std::sync::Arc;
+
 use super::pattern::Pattern;
 
 #[derive(Debug, Clone)]
@@ -28,7 +30,8 @@ enum Kind {
 #[derive(Debug, Clone)]
 enum Segment {
     Literal(String),
-    Param,
+    /// `{name}`
+    Param(Arc<str>),
 }
 
 impl PathPattern {
@@ -56,7 +59,7 @@ impl PathPattern {
                     return Err(format!("path {path:?}: bad parameter {seg:?}; write {{name}} with letters, digits or '_'"));
                 }
                 has_param = true;
-                segments.push(Segment::Param);
+                segments.push(Segment::Param(Arc::from(name)));
             } else if seg.contains('{') || seg.contains('}') {
                 return Err(format!(
                     "path {path:?}: a parameter must be a whole segment, like /a/{{id}}/b"
@@ -116,6 +119,23 @@ impl PathPattern {
         }
     }
 
+    /// A template's parameters in `path` (which it matches), in order: `/a/{id}` and `/a/7` give
+    /// `[("id", "7")]`. Other forms have none.
+    pub fn params(&self, path: &str) -> Vec<(Arc<str>, String)> {
+        let Kind::Template { segments, .. } = &self.kind else {
+            return Vec::new();
+        };
+        let parts = path.strip_prefix('/').unwrap_or(path).split('/');
+        segments
+            .iter()
+            .zip(parts)
+            .filter_map(|(seg, part)| match seg {
+                Segment::Param(name) => Some((name.clone(), part.to_string())),
+                Segment::Literal(_) => None,
+            })
+            .collect()
+    }
+
     /// The literal segments every matching path starts with (used to index routes). A regex
     /// yields none: it is a candidate for every request.
     pub fn literal_prefix(&self) -> Vec<&str> {
@@ -131,7 +151,7 @@ impl PathPattern {
                 .iter()
                 .map_while(|s| match s {
                     Segment::Literal(l) => Some(l.as_str()),
-                    Segment::Param => None,
+                    Segment::Param(_) => None,
                 })
                 .collect(),
             Kind::Regex(_) => Vec::new(),
@@ -147,7 +167,7 @@ fn match_segments(segments: &[Segment], tail: bool, path: &str) -> bool {
     for seg in segments {
         match (seg, parts.next()) {
             (Segment::Literal(l), Some(p)) if l == p => {}
-            (Segment::Param, Some(p)) if !p.is_empty() => {}
+            (Segment::Param(_), Some(p)) if !p.is_empty() => {}
             _ => return false,
         }
     }
@@ -195,6 +215,18 @@ mod tests {
         assert!(!m("/a/{id}/b", "/a/1/b/c"));
         assert!(m("/a/{id}/*", "/a/1"));
         assert!(m("/a/{id}/*", "/a/1/x/y"));
+    }
+
+    #[test]
+    fn template_params_are_named_in_order() {
+        let p = PathPattern::parse("/users/{user}/orders/{id}/*").unwrap();
+        let got = p.params("/users/u1/orders/42/items");
+        let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (&**n, v.as_str())).collect();
+        assert_eq!(got, [("user", "u1"), ("id", "42")]);
+        assert!(PathPattern::parse("/a/b")
+            .unwrap()
+            .params("/a/b")
+            .is_empty());
     }
 
     #[test]

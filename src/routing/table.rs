@@ -15,6 +15,7 @@ use super::path::PathPattern;
 use super::split::Split;
 use super::version::{VersionRequirement, VersionSource};
 use crate::action::Action;
+use crate::filters::FilterChain;
 use crate::settings::ProxySettings;
 use crate::upstream::Upstream;
 
@@ -45,6 +46,8 @@ pub struct RouteTable {
     pub upstream_ids: HashMap<String, UpstreamId>,
     /// The upstream for requests that no route matches.
     pub default_upstream: UpstreamId,
+    /// The filters run on requests that no route matches.
+    pub default_filters: FilterChain,
     /// Routes in file order: the first that matches wins.
     pub routes: Vec<Route>,
     pub index: RouteIndex,

@@ -412,18 +412,36 @@ impl Ficus {
     /// Serves `table` with every `${NAME}` replaced by its URL from `vars`. The `[proxy]`
     /// section gets `listen` (a free loopback port), `threads = 1` and a fresh `data_dir`.
     pub async fn start(table: &str, vars: &[(&str, String)]) -> Ficus {
+        Ficus::start_edited(table, vars, |_| {}).await
+    }
+
+    /// [`Ficus::start`], with `edit` changing the compiled table before it is served (to put a
+    /// test's own filters in a route's chain).
+    pub async fn start_edited(
+        table: &str,
+        vars: &[(&str, String)],
+        edit: impl Fn(&mut ficus::routing::RouteTable) + Send + 'static,
+    ) -> Ficus {
         let table = table.to_string();
         let vars: Vec<(String, String)> = vars
             .iter()
             .map(|(n, u)| (n.to_string(), u.clone()))
             .collect();
-        tokio::task::spawn_blocking(move || Ficus::start_blocking(&table, &vars))
+        tokio::task::spawn_blocking(move || Ficus::start_blocking_edited(&table, &vars, edit))
             .await
             .expect("the ficus launcher panicked")
     }
 
     /// [`Ficus::start`] for code outside a tokio runtime.
     pub fn start_blocking(table: &str, vars: &[(String, String)]) -> Ficus {
+        Ficus::start_blocking_edited(table, vars, |_| {})
+    }
+
+    fn start_blocking_edited(
+        table: &str,
+        vars: &[(String, String)],
+        edit: impl Fn(&mut ficus::routing::RouteTable),
+    ) -> Ficus {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let data_dir = std::env::temp_dir().join(format!(
             "ficus-test-{}-{}",
@@ -436,9 +454,11 @@ impl Ficus {
         for _ in 0..5 {
             let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let text = render_table(table, vars, listen, &data_dir);
-            let compiled = ficus::config::load_str(&text, "test-routes.toml").unwrap_or_else(|e| {
-                panic!("the test route table does not load:\n{e}\n---\n{text}")
-            });
+            let mut compiled =
+                ficus::config::load_str(&text, "test-routes.toml").unwrap_or_else(|e| {
+                    panic!("the test route table does not load:\n{e}\n---\n{text}")
+                });
+            edit(&mut compiled);
             match ficus::server::spawn(compiled) {
                 Ok(running) => {
                     return Ficus {

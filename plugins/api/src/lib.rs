@@ -1,0 +1,161 @@
+//! The interface between ficus and its filters (plugins).
+//!
+//! A [`Filter`] is one step of a route's filter chain. ficus resolves each route's chain when a
+//! route table compiles (`[proxy]`-level filters first, then the route's own) and runs it at the
+//! request's phases, in this order:
+//!
+//! ```text
+//! on_request            once, after the route matched: change the request head, or answer at
+//!                       once (a 401, a 429, a redirect); later filters and the upstream are skipped
+//! on_upstream_request   once per upstream attempt (again on a fallback): per-upstream changes,
+//!                       such as a path rewrite that must not reach the legacy app
+//! on_request_body       each request body chunk as it streams to the upstream
+//! on_response           the response head, before it goes to the client
+//! on_response_body      each response body chunk as it streams to the client
+//! on_request_end        async, once the request is over (answered, failed or abandoned)
+//! ```
+//!
+//! The interface knows nothing of the engine underneath: heads are reached through the
+//! [`RequestHead`] and [`ResponseHead`] traits, and everything a filter learns about the request
+//! beyond its head is in the [`FilterCtx`]. A filter says which phases it uses in
+//! [`Filter::hooks`], and the chain calls it only there, so a route whose filters use no body
+//! hook pays nothing per body chunk.
+//!
+//! Plugin crates depend on this crate only, never on ficus; ficus registers them by kind name.
+
+mod ctx;
+mod head;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use bytes::Bytes;
+pub use ctx::{Attempt, FilterCtx, RequestEnd};
+pub use head::{RequestHead, ResponseHead};
+pub use http;
+
+/// A boxed future, as the async hooks return it.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The phases a filter takes part in; the chain skips a filter at every other phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hooks(u8);
+
+impl Hooks {
+    pub const NONE: Hooks = Hooks(0);
+    pub const REQUEST: Hooks = Hooks(1);
+    pub const UPSTREAM_REQUEST: Hooks = Hooks(1 << 1);
+    pub const REQUEST_BODY: Hooks = Hooks(1 << 2);
+    pub const RESPONSE: Hooks = Hooks(1 << 3);
+    pub const RESPONSE_BODY: Hooks = Hooks(1 << 4);
+    pub const REQUEST_END: Hooks = Hooks(1 << 5);
+
+    pub const fn union(self, other: Hooks) -> Hooks {
+        Hooks(self.0 | other.0)
+    }
+
+    pub const fn contains(self, other: Hooks) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for Hooks {
+    type Output = Hooks;
+    fn bitor(self, rhs: Hooks) -> Hooks {
+        self.union(rhs)
+    }
+}
+
+/// What the request phase decided.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on with the next filter, then the upstream.
+    Continue,
+    /// Answer the client with this response; nothing is sent upstream, shadowed or emitted.
+    Respond(Response),
+}
+
+/// A response a filter gives instead of the upstream's.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A response with this status, no headers and no body.
+    pub fn new(status: http::StatusCode) -> Self {
+        Response {
+            status,
+            headers: http::HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Sets the body and its `content-type`.
+    pub fn with_body(mut self, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        self.headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(content_type),
+        );
+        self.body = body.into();
+        self
+    }
+}
+
+/// Why a filter could not do its work; the request fails with a 500 and the message is logged.
+#[derive(Debug)]
+pub struct FilterError(pub String);
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// One step of a route's filter chain. Every hook has a default that does nothing; a filter
+/// implements the ones it names in [`Filter::hooks`].
+pub trait Filter: Send + Sync + 'static {
+    /// The instance's name (a `[plugins.NAME]` name, or the built-in's), for logs and metrics.
+    fn name(&self) -> &str;
+
+    /// The phases this filter takes part in.
+    fn hooks(&self) -> Hooks;
+
+    /// The request head, once the route matched.
+    fn on_request(&self, _req: &mut dyn RequestHead, _cx: &mut FilterCtx) -> Flow {
+        Flow::Continue
+    }
+
+    /// The request as it leaves for one upstream; runs again for each attempt.
+    fn on_upstream_request(
+        &self,
+        _req: &mut dyn RequestHead,
+        _attempt: &Attempt,
+        _cx: &mut FilterCtx,
+    ) -> Result<(), FilterError> {
+        Ok(())
+    }
+
+    /// A request body chunk on its way upstream (`None` with `end` when the body ended empty).
+    fn on_request_body(&self, _chunk: Option<&Bytes>, _end: bool, _cx: &mut FilterCtx) {}
+
+    /// The response head on its way to the client (the upstream's or a filter's own).
+    fn on_response(&self, _resp: &mut dyn ResponseHead, _cx: &mut FilterCtx) {}
+
+    /// A response body chunk on its way to the client.
+    fn on_response_body(&self, _chunk: Option<&Bytes>, _end: bool, _cx: &mut FilterCtx) {}
+
+    /// The request is over; `end` says how it ended. Runs off the client's path: the response
+    /// has been sent.
+    fn on_request_end<'a>(
+        &'a self,
+        _end: &'a RequestEnd,
+        _cx: &'a mut FilterCtx,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}

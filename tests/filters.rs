@@ -1,0 +1,277 @@
+//! A route's filter chain on the wire: a filter that answers itself keeps the request from its
+//! upstream and is counted and logged as the answerer; the per-attempt phase runs again on a
+//! fallback with that attempt; body hooks see every byte each way; the request-end hook hears how
+//! the request ended. The filters here are the tests' own, put in a route's chain through the
+//! `ficus-plugin` interface, exactly as a plugin crate would be.
+
+#[path = "support/admin.rs"]
+mod admin_support;
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ficus::filters::FilterChain;
+use ficus::routing::RouteTable;
+use ficus_plugin::http::{header, HeaderName, HeaderValue, StatusCode as Status};
+use ficus_plugin::{
+    Attempt, BoxFuture, Bytes, Filter, FilterCtx, FilterError, Flow, Hooks, RequestEnd,
+    RequestHead, Response,
+};
+use reqwest::StatusCode;
+use tokio::sync::mpsc;
+
+use admin_support::Scrape;
+use support::{client, served_by, Echoed, Ficus, Upstream};
+
+const TABLE: &str = r#"
+[proxy]
+default = "legacy"
+
+[upstreams.legacy]
+url = "${legacy}"
+
+[upstreams.orders]
+url = "${orders}"
+
+[[routes]]
+name = "orders"
+path = "/api/orders/{id}"
+upstream = "orders"
+fallback = "legacy"
+"#;
+
+/// Puts `filters` after the built-ins of route 0.
+fn with_filters(filters: Vec<Arc<dyn Filter>>) -> impl Fn(&mut RouteTable) + Send + 'static {
+    move |table: &mut RouteTable| {
+        table.routes[0].action.filters = FilterChain::with_plugins(filters.clone());
+    }
+}
+
+/// Answers 401 to a request without `authorization`.
+struct Gate;
+
+impl Filter for Gate {
+    fn name(&self) -> &str {
+        "gate"
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
+    }
+    fn on_request(&self, req: &mut dyn RequestHead, _cx: &mut FilterCtx) -> Flow {
+        if req.headers().contains_key(header::AUTHORIZATION) {
+            return Flow::Continue;
+        }
+        let mut answer = Response::new(Status::UNAUTHORIZED).with_body("text/plain", "no token\n");
+        answer
+            .headers
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Flow::Respond(answer)
+    }
+}
+
+async fn upstreams() -> (Upstream, Upstream) {
+    (
+        Upstream::builder("legacy").echo().start().await,
+        Upstream::builder("orders").echo().start().await,
+    )
+}
+
+#[tokio::test]
+async fn a_filter_that_answers_keeps_the_request_from_every_upstream_and_is_counted() {
+    let (legacy, orders) = upstreams().await;
+    let ficus = Ficus::start_edited(
+        TABLE,
+        &[("legacy", legacy.base()), ("orders", orders.base())],
+        with_filters(vec![Arc::new(Gate)]),
+    )
+    .await;
+
+    let refused = client()
+        .post(ficus.url("/api/orders/7"))
+        .body("{\"item\":\"book\"}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+    assert!(
+        refused.headers().contains_key("x-request-id"),
+        "the built-ins' response phase ran on the filter's answer"
+    );
+    assert_eq!(refused.text().await.expect("body"), "no token\n");
+    assert_eq!(
+        (orders.hits(), legacy.hits()),
+        (0, 0),
+        "nothing went upstream"
+    );
+
+    let allowed = client()
+        .get(ficus.url("/api/orders/7"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(served_by(&allowed), "orders");
+
+    let scrape = Scrape::parse(&String::from_utf8_lossy(&ficus::metrics::render()));
+    assert_eq!(
+        scrape.value(
+            "ficus_plugin_responses_total",
+            &[("route", "orders"), ("plugin", "gate"), ("status", "401")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(
+            "ficus_requests_total",
+            &[("route", "orders"), ("upstream", ""), ("status", "401")]
+        ),
+        1.0
+    );
+}
+
+/// Tags each attempt with its upstream and whether it is the fallback, and records the route's
+/// template parameter it was given.
+struct Tag {
+    params: Mutex<Vec<String>>,
+}
+
+impl Filter for Tag {
+    fn name(&self) -> &str {
+        "tag"
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::UPSTREAM_REQUEST
+    }
+    fn on_request(&self, _req: &mut dyn RequestHead, cx: &mut FilterCtx) -> Flow {
+        if let Ok(mut seen) = self.params.lock() {
+            seen.push(format!("{:?}", cx.param("id")));
+        }
+        Flow::Continue
+    }
+    fn on_upstream_request(
+        &self,
+        req: &mut dyn RequestHead,
+        attempt: &Attempt,
+        _cx: &mut FilterCtx,
+    ) -> Result<(), FilterError> {
+        let tag = format!("{}/{}", attempt.upstream, attempt.fallback);
+        let value = HeaderValue::from_str(&tag).map_err(|e| FilterError(e.to_string()))?;
+        req.insert_header(HeaderName::from_static("x-attempt"), value);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_per_attempt_phase_runs_again_for_the_fallback() {
+    let (legacy, orders) = upstreams().await;
+    let tag = Arc::new(Tag {
+        params: Mutex::new(Vec::new()),
+    });
+    let ficus = Ficus::start_edited(
+        TABLE,
+        &[("legacy", legacy.base()), ("orders", orders.base())],
+        with_filters(vec![tag.clone()]),
+    )
+    .await;
+
+    // orders echoes with status 503, so the GET is replayed to legacy.
+    let resp = client()
+        .get(ficus.url("/api/orders/42"))
+        .header(support::ECHO_STATUS, "503")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(served_by(&resp), "legacy");
+    let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
+    assert_eq!(
+        echoed.headers["x-attempt"],
+        ["legacy/true"],
+        "the fallback attempt was tagged as such, once"
+    );
+    assert_eq!(orders.hits(), 1);
+    let seen = tag.params.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(
+        seen,
+        ["Some(\"42\")"],
+        "the request phase ran once, with {{id}}"
+    );
+}
+
+/// Counts body bytes each way and reports, at the request's end, what it saw.
+struct Meter {
+    up: AtomicUsize,
+    down: AtomicUsize,
+    ends: mpsc::UnboundedSender<(u16, Option<String>, usize, usize)>,
+}
+
+impl Filter for Meter {
+    fn name(&self) -> &str {
+        "meter"
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST_BODY | Hooks::RESPONSE_BODY | Hooks::REQUEST_END
+    }
+    fn on_request_body(&self, chunk: Option<&Bytes>, _end: bool, _cx: &mut FilterCtx) {
+        self.up
+            .fetch_add(chunk.map_or(0, |c| c.len()), Ordering::Relaxed);
+    }
+    fn on_response_body(&self, chunk: Option<&Bytes>, _end: bool, _cx: &mut FilterCtx) {
+        self.down
+            .fetch_add(chunk.map_or(0, |c| c.len()), Ordering::Relaxed);
+    }
+    fn on_request_end<'a>(
+        &'a self,
+        end: &'a RequestEnd,
+        _cx: &'a mut FilterCtx,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = self.ends.send((
+                end.status,
+                end.upstream.clone(),
+                self.up.swap(0, Ordering::Relaxed),
+                self.down.swap(0, Ordering::Relaxed),
+            ));
+        })
+    }
+}
+
+#[tokio::test]
+async fn body_hooks_see_every_byte_and_the_end_hook_hears_the_outcome() {
+    let (legacy, orders) = upstreams().await;
+    let (tx, mut ends) = mpsc::unbounded_channel();
+    let meter = Arc::new(Meter {
+        up: AtomicUsize::new(0),
+        down: AtomicUsize::new(0),
+        ends: tx,
+    });
+    let ficus = Ficus::start_edited(
+        TABLE,
+        &[("legacy", legacy.base()), ("orders", orders.base())],
+        with_filters(vec![meter]),
+    )
+    .await;
+
+    let body = vec![b'x'; 200_000];
+    let resp = client()
+        .post(ficus.url("/api/orders/1"))
+        .body(body.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let answer = resp.bytes().await.expect("body");
+    assert_eq!(Echoed::parse(&answer).body_len, body.len());
+
+    let (status, upstream, up, down) = ends.recv().await.expect("the end hook ran");
+    assert_eq!(status, 200);
+    assert_eq!(upstream.as_deref(), Some("orders"));
+    assert_eq!(up, body.len(), "every request body byte passed the hook");
+    assert_eq!(
+        down,
+        answer.len(),
+        "every response body byte passed the hook"
+    );
+}
