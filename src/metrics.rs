@@ -1,14 +1,16 @@
 //! Every metric ficus exports, named in one place (CONTRACT section 7).
 //!
-//! All are registered in the Prometheus default registry (the one `pingora-prometheus` gathers
-//! from), which also carries the process metrics (`process_cpu_seconds_total`,
-//! `process_resident_memory_bytes`, ...). Labels are route and upstream names, never raw paths;
-//! requests that match no route are labelled `route="default"`.
+//! Each server owns its [`Metrics`]: one registry with every ficus metric and the process
+//! metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...), so two servers in
+//! one process (integration tests) count apart. Labels are route and upstream names, never raw
+//! paths; requests that match no route are labelled `route="default"`.
 
-use std::sync::LazyLock;
+use std::sync::Arc;
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub const REQUESTS_TOTAL: &str = "ficus_requests_total";
@@ -25,6 +27,7 @@ pub const PLUGIN_RESPONSES_TOTAL: &str = "ficus_plugin_responses_total";
 pub const DEFAULT_ROUTE: &str = "default";
 
 pub struct Metrics {
+    registry: Registry,
     /// `{route, upstream, status}`
     pub requests: IntCounterVec,
     /// `{route, upstream}`
@@ -43,84 +46,117 @@ pub struct Metrics {
     pub plugin_responses: IntCounterVec,
 }
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
-    requests: counter_vec(
-        REQUESTS_TOTAL,
-        "Requests answered, by route, upstream and status",
-        &["route", "upstream", "status"],
-    ),
-    request_duration: register(HistogramVec::new(
-        HistogramOpts::new(
-            REQUEST_DURATION_SECONDS,
-            "Time from the request head to the end of the response",
-        )
-        .buckets(vec![
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-        ]),
-        &["route", "upstream"],
-    )),
-    fallbacks: counter_vec(
-        FALLBACKS_TOTAL,
-        "Requests replayed to their route's fallback upstream",
-        &["route"],
-    ),
-    reloads: counter_vec(
-        CONFIG_RELOADS_TOTAL,
-        "Route table reloads by outcome",
-        &["result"],
-    ),
-    last_reload_success: register(Gauge::new(
-        CONFIG_LAST_RELOAD_SUCCESS,
-        "Unix time the running route table was loaded",
-    )),
-    routes: register(IntGauge::new(ROUTES, "Routes in the running table")),
-    upstream_connect_errors: counter_vec(
-        UPSTREAM_CONNECT_ERRORS_TOTAL,
-        "Connections to an upstream that failed (refused, unreachable, TLS)",
-        &["upstream"],
-    ),
-    upstream_timeouts: counter_vec(
-        UPSTREAM_TIMEOUTS_TOTAL,
-        "Upstream connect or read timeouts",
-        &["upstream"],
-    ),
-    plugin_responses: counter_vec(
-        PLUGIN_RESPONSES_TOTAL,
-        "Requests a plugin answered itself, by route, plugin and status",
-        &["route", "plugin", "status"],
-    ),
-});
-
-/// The process-wide metrics.
-pub fn metrics() -> &'static Metrics {
-    &METRICS
-}
-
-fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    register(IntCounterVec::new(Opts::new(name, help), labels))
-}
-
-/// Registers a metric in the default registry. The definitions are constants, so creating one
-/// cannot fail; a registration refused (a name taken twice) is logged and the metric still counts.
-fn register<M>(created: prometheus::Result<M>) -> M
-where
-    M: prometheus::core::Collector + Clone + 'static,
-{
-    let m = created.expect("constant metric definitions are valid");
-    if let Err(e) = prometheus::register(Box::new(m.clone())) {
-        tracing::error!("metric not registered: {e}");
+impl Metrics {
+    /// A new registry with every metric at zero, and the process metrics.
+    pub fn new() -> Arc<Metrics> {
+        let registry = Registry::new();
+        let reg = Registrar(&registry);
+        let process = prometheus::process_collector::ProcessCollector::for_self();
+        if let Err(e) = registry.register(Box::new(process)) {
+            tracing::error!("process metrics not registered: {e}");
+        }
+        Arc::new(Metrics {
+            requests: reg.counter_vec(
+                REQUESTS_TOTAL,
+                "Requests answered, by route, upstream and status",
+                &["route", "upstream", "status"],
+            ),
+            request_duration: reg.add(HistogramVec::new(
+                HistogramOpts::new(
+                    REQUEST_DURATION_SECONDS,
+                    "Time from the request head to the end of the response",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ]),
+                &["route", "upstream"],
+            )),
+            fallbacks: reg.counter_vec(
+                FALLBACKS_TOTAL,
+                "Requests replayed to their route's fallback upstream",
+                &["route"],
+            ),
+            reloads: reg.counter_vec(
+                CONFIG_RELOADS_TOTAL,
+                "Route table reloads by outcome",
+                &["result"],
+            ),
+            last_reload_success: reg.add(Gauge::new(
+                CONFIG_LAST_RELOAD_SUCCESS,
+                "Unix time the running route table was loaded",
+            )),
+            routes: reg.add(IntGauge::new(ROUTES, "Routes in the running table")),
+            upstream_connect_errors: reg.counter_vec(
+                UPSTREAM_CONNECT_ERRORS_TOTAL,
+                "Connections to an upstream that failed (refused, unreachable, TLS)",
+                &["upstream"],
+            ),
+            upstream_timeouts: reg.counter_vec(
+                UPSTREAM_TIMEOUTS_TOTAL,
+                "Upstream connect or read timeouts",
+                &["upstream"],
+            ),
+            plugin_responses: reg.counter_vec(
+                PLUGIN_RESPONSES_TOTAL,
+                "Requests a plugin answered itself, by route, plugin and status",
+                &["route", "plugin", "status"],
+            ),
+            registry,
+        })
     }
-    m
+
+    /// Every metric family, as the dashboard reads them.
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
+    /// Everything in the registry, in the Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.gather(), &mut out) {
+            tracing::error!("cannot encode metrics: {e}");
+        }
+        out
+    }
 }
 
-/// The content type of [`render`]'s output: the Prometheus text format.
+/// Registers metrics in one registry.
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    /// The definitions are constants, so creating one cannot fail; a registration refused (a
+    /// name taken twice) is logged and the metric still counts.
+    fn add<M>(&self, created: prometheus::Result<M>) -> M
+    where
+        M: Collector + Clone + 'static,
+    {
+        let m = created.expect("constant metric definitions are valid");
+        if let Err(e) = self.0.register(Box::new(m.clone())) {
+            tracing::error!("metric not registered: {e}");
+        }
+        m
+    }
+}
+
+/// The content type of [`Metrics::render`]'s output: the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Everything in the default registry, in the Prometheus text format.
-pub fn render() -> Vec<u8> {
-    let mut out = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut out) {
-        tracing::error!("cannot encode metrics: {e}");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_servers_count_apart() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.fallbacks.with_label_values(&["r"]).inc();
+        let text = |m: &Metrics| String::from_utf8(m.render()).unwrap();
+        assert!(text(&a).contains("ficus_fallbacks_total{route=\"r\"} 1"));
+        assert!(!text(&b).contains("ficus_fallbacks_total{route="));
+        assert!(text(&b).contains("process_resident_memory_bytes"));
     }
-    out
 }

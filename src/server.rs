@@ -21,6 +21,7 @@ use pingora::services::listening::Service;
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::lifecycle::{LateCleanup, Lifecycle, Signals, LATE_CLEANUP};
+use crate::metrics::Metrics;
 use crate::proxy::{Ficus, SharedTable};
 use crate::reload::{ReloadService, Reloader};
 use crate::routing::RouteTable;
@@ -48,6 +49,8 @@ pub struct Built {
     pub server: Server,
     pub table: SharedTable,
     pub lifecycle: Arc<Lifecycle>,
+    /// The server's own metrics (what its `/metrics` serves).
+    pub metrics: Arc<Metrics>,
     /// Flushed once the server has stopped.
     pub access_log: AccessLog,
 }
@@ -99,12 +102,19 @@ pub fn build(
 
     let shared: SharedTable = Arc::new(ArcSwap::from_pointee(table));
     let lifecycle = Arc::new(Lifecycle::default());
-    let reloader = config_path.map(|p| Arc::new(Reloader::new(p.to_path_buf(), shared.clone())));
+    let metrics = Metrics::new();
+    let reloader = config_path.map(|p| {
+        Arc::new(Reloader::new(
+            p.to_path_buf(),
+            shared.clone(),
+            metrics.clone(),
+        ))
+    });
 
     let access_log = AccessLog::stderr_if_enabled(settings.log_format);
     let app = pingora::proxy::http_proxy(
         &server.configuration,
-        Ficus::new(shared.clone(), access_log.clone()),
+        Ficus::new(shared.clone(), access_log.clone(), metrics.clone()),
     );
     let mut proxy = Service::new(
         "ficus proxy".to_string(),
@@ -119,7 +129,13 @@ pub fn build(
     server.add_service(proxy);
 
     if let Some(addr) = settings.admin {
-        let admin = Admin::new(shared.clone(), reloader.clone(), lifecycle.clone(), token);
+        let admin = Admin::new(
+            shared.clone(),
+            reloader.clone(),
+            lifecycle.clone(),
+            metrics.clone(),
+            token,
+        );
         let mut service = Service::new("admin".to_string(), admin);
         service.add_tcp(&addr.to_string());
         service.threads = Some(1);
@@ -141,6 +157,7 @@ pub fn build(
         server,
         table: shared,
         lifecycle,
+        metrics,
         access_log,
     })
 }
@@ -215,6 +232,7 @@ pub struct Running {
     pub admin: Option<SocketAddr>,
     pub table: SharedTable,
     pub lifecycle: Arc<Lifecycle>,
+    pub metrics: Arc<Metrics>,
     access_log: AccessLog,
     stop: Option<tokio::sync::oneshot::Sender<ShutdownSignal>>,
     thread: Option<JoinHandle<()>>,
@@ -275,6 +293,7 @@ fn spawn_inner(table: RouteTable, path: Option<PathBuf>) -> anyhow::Result<Runni
         admin,
         table: built.table,
         lifecycle: built.lifecycle,
+        metrics: built.metrics,
         access_log: built.access_log,
         stop: Some(tx),
         thread: Some(thread),

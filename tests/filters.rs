@@ -115,7 +115,7 @@ async fn a_filter_that_answers_keeps_the_request_from_every_upstream_and_is_coun
     assert_eq!(allowed.status(), StatusCode::OK);
     assert_eq!(served_by(&allowed), "orders");
 
-    let scrape = Scrape::parse(&String::from_utf8_lossy(&ficus::metrics::render()));
+    let scrape = Scrape::parse(&ficus.metrics_text());
     assert_eq!(
         scrape.value(
             "ficus_plugin_responses_total",

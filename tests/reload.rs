@@ -6,7 +6,8 @@
 //! in `ficus_config_reloads_total` (scraped from `/metrics`), and 50 reloads under load fail no
 //! request.
 //!
-//! The tests share process-wide counters and SIGHUP, so each takes [`serial`] first.
+//! Each ficus has its own metrics, so the tests run in parallel; only the SIGHUP test, which
+//! signals the whole process, runs alone (see [`admin_support::exclusive`]).
 
 mod support;
 
@@ -22,7 +23,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use admin_support::{
-    configmap_publish, eventually, serial, write_in_place, write_then_rename, Served, TempDir,
+    configmap_publish, eventually, exclusive, shared, write_in_place, write_then_rename, Served,
+    TempDir,
 };
 use support::{client, served_by, Upstream};
 
@@ -101,7 +103,7 @@ async fn running_version(served: &Served) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saving_the_file_in_place_reloads_it() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -117,7 +119,7 @@ async fn saving_the_file_in_place_reloads_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writing_a_temp_file_and_renaming_it_over_the_table_reloads_it() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -136,7 +138,7 @@ async fn writing_a_temp_file_and_renaming_it_over_the_table_reloads_it() {
 /// directory, as the kubelet does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubernetes_configmap_symlink_swap_reloads_the_table() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start_with(&x_to("a", &all), |dir, text| {
@@ -165,7 +167,7 @@ async fn a_kubernetes_configmap_symlink_swap_reloads_the_table() {
 /// `routes.toml` is a symlink to a file in another directory; editing that file reloads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_the_target_of_a_symlinked_table_in_another_directory_reloads_it() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let elsewhere = TempDir::new("symlink-target");
@@ -190,7 +192,7 @@ async fn editing_the_target_of_a_symlinked_table_in_another_directory_reloads_it
 /// watched).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_the_target_of_a_symlink_into_a_subdirectory_reloads_it() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start_with(&x_to("a", &all), |dir, text| {
@@ -214,7 +216,7 @@ async fn editing_the_target_of_a_symlink_into_a_subdirectory_reloads_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_api_reload_applies_the_file_and_api_routes_shows_its_version() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -238,7 +240,7 @@ async fn post_api_reload_applies_the_file_and_api_routes_shows_its_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_table() {
-    let _serial = serial().await;
+    let _signals = exclusive().await;
     // Catch SIGHUP in this process too, so a signal sent before the reload service has
     // registered its handler is not fatal (the default action would end the test binary).
     let _safety_net = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -265,7 +267,7 @@ async fn sighup_reloads_the_table() {
 /// with their positions, and the rejection is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_with_errors_is_rejected_and_the_old_one_keeps_serving() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -321,7 +323,7 @@ async fn a_table_with_errors_is_rejected_and_the_old_one_keeps_serving() {
 /// message that says so, and the old table keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_to_a_setting_that_needs_a_restart_is_rejected() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -353,7 +355,7 @@ async fn a_change_to_a_setting_that_needs_a_restart_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloading_an_unchanged_file_says_so_and_counts_it() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -381,7 +383,7 @@ async fn reloading_an_unchanged_file_says_so_and_counts_it() {
 /// keeps serving; once the rest is written the whole table is applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_written_file_is_rejected_until_it_is_complete() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -410,7 +412,7 @@ async fn a_half_written_file_is_rejected_until_it_is_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_file_is_rejected_and_restoring_it_reloads() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -436,7 +438,7 @@ async fn a_deleted_file_is_rejected_and_restoring_it_reloads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_replaced_by_a_directory_is_rejected() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Served::start(&x_to("a", &all)).await;
@@ -461,7 +463,7 @@ async fn a_table_replaced_by_a_directory_is_rejected() {
 /// every request during the burst is answered, and debouncing applies far fewer than 100 tables.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_saves_is_debounced_and_the_last_table_wins() {
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b", "c"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Arc::new(Served::start(&x_to("a", &all)).await);
@@ -592,7 +594,7 @@ fn ms(d: Duration) -> String {
 async fn fifty_reloads_under_load_fail_no_request() {
     const PER_CLIENT: usize = 500;
     const RELOADS: usize = 50;
-    let _serial = serial().await;
+    let _signals = shared().await;
     let ups = upstreams(&["a", "b"]).await;
     let all: Vec<&Upstream> = ups.iter().collect();
     let served = Arc::new(Served::start(&x_to("a", &all)).await);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::metrics::{FALLBACKS_TOTAL, REQUESTS_TOTAL};
+use crate::metrics::{Metrics, FALLBACKS_TOTAL, REQUESTS_TOTAL};
 use crate::routing::{RouteTable, Target};
 
 /// Counts per route from the default registry: (requests by upstream, 5xx, fallbacks).
@@ -16,9 +16,9 @@ struct RouteCounts {
     fallbacks: u64,
 }
 
-fn counts() -> HashMap<String, RouteCounts> {
+fn counts(metrics: &Metrics) -> HashMap<String, RouteCounts> {
     let mut out: HashMap<String, RouteCounts> = HashMap::new();
-    for family in prometheus::gather() {
+    for family in metrics.gather() {
         let name = family.name();
         if name != REQUESTS_TOTAL && name != FALLBACKS_TOTAL {
             continue;
@@ -54,8 +54,8 @@ fn esc(s: &str) -> String {
 }
 
 /// The dashboard page for the running table.
-pub fn render(table: &RouteTable) -> String {
-    let counts = counts();
+pub fn render(table: &RouteTable, metrics: &Metrics) -> String {
+    let counts = counts(metrics);
     let mut rows = String::new();
     let names = table.routes.iter().map(|r| &*r.name).chain(["default"]);
     for (i, name) in names.enumerate() {
@@ -145,7 +145,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let page = render(&table);
+        let page = render(&table, &Metrics::new());
         assert!(
             page.contains("dash-a") && page.contains("dash-split") && page.contains(">default<")
         );

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::cli::RequestSpec;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::proxy::SharedTable;
 use crate::reload::{Outcome, Reloader, Trigger};
 
@@ -27,6 +28,7 @@ pub struct Admin {
     /// `None` when ficus serves a table that did not come from a file (tests, the demo).
     reloader: Option<Arc<Reloader>>,
     lifecycle: Arc<Lifecycle>,
+    metrics: Arc<Metrics>,
     /// With `admin_token_env`, every endpoint but `/healthz` needs `Authorization: Bearer <token>`.
     token: Option<String>,
 }
@@ -60,12 +62,14 @@ impl Admin {
         table: SharedTable,
         reloader: Option<Arc<Reloader>>,
         lifecycle: Arc<Lifecycle>,
+        metrics: Arc<Metrics>,
         token: Option<String>,
     ) -> Self {
         Admin {
             table,
             reloader,
             lifecycle,
+            metrics,
             token,
         }
     }
@@ -80,7 +84,7 @@ impl Admin {
             "/" if get => Reply {
                 status: 200,
                 content_type: "text/html; charset=utf-8",
-                body: dashboard::render(&self.table.load()).into_bytes(),
+                body: dashboard::render(&self.table.load(), &self.metrics).into_bytes(),
             },
             "/healthz" if get => Reply {
                 status: 200,
@@ -92,7 +96,7 @@ impl Admin {
                 Reply {
                     status: 200,
                     content_type: crate::metrics::CONTENT_TYPE,
-                    body: crate::metrics::render(),
+                    body: self.metrics.render(),
                 }
             }
             "/api/routes" if get => Reply::json(200, api::routes(&self.table.load())),

@@ -7,15 +7,14 @@ use pingora::{Error, ErrorType};
 
 use super::{errors, RequestCtx};
 use crate::access_log::{AccessLog, Entry};
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 
 /// Counts a failed connection or a timeout against the upstream of the current attempt.
-pub(super) fn count_upstream_failure(ctx: &RequestCtx, etype: &ErrorType) {
+pub(super) fn count_upstream_failure(m: &Metrics, ctx: &RequestCtx, etype: &ErrorType) {
     let (Some(table), Some(id)) = (ctx.table.as_deref(), ctx.upstream) else {
         return;
     };
     let name = table.upstream_name(id);
-    let m = metrics();
     match etype {
         ErrorType::ConnectTimedout
         | ErrorType::ReadTimedout
@@ -61,8 +60,14 @@ const CLIENT_CLOSED: u16 = 499;
 
 /// The request's metrics, counted once it is done. The request counter goes last, so a scrape
 /// that sees a request counted also sees its duration and fallback.
-fn count_request(route: &str, upstream: &str, status: u16, fell_back: bool, seconds: f64) {
-    let m = metrics();
+fn count_request(
+    m: &Metrics,
+    route: &str,
+    upstream: &str,
+    status: u16,
+    fell_back: bool,
+    seconds: f64,
+) {
     m.request_duration
         .with_label_values(&[route, upstream])
         .observe(seconds);
@@ -83,6 +88,7 @@ pub(super) fn finish_request(
     e: Option<&Error>,
     ctx: &RequestCtx,
     access_log: &AccessLog,
+    m: &Metrics,
     describe: bool,
 ) -> Option<RequestEnd> {
     let req = session.req_header();
@@ -105,6 +111,7 @@ pub(super) fn finish_request(
     let status = if status == 0 { CLIENT_CLOSED } else { status };
     let duration = ctx.started.elapsed();
     count_request(
+        m,
         route,
         upstream,
         status,
@@ -112,8 +119,7 @@ pub(super) fn finish_request(
         duration.as_secs_f64(),
     );
     if let Some(plugin) = answered_by {
-        metrics()
-            .plugin_responses
+        m.plugin_responses
             .with_label_values(&[route, plugin, &status.to_string()])
             .inc();
     }

@@ -32,6 +32,7 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::AccessLog;
 use crate::filters::{headers, FilterChain};
+use crate::metrics::Metrics;
 use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
 use fallback::Attempt;
 
@@ -42,11 +43,16 @@ pub type SharedTable = Arc<ArcSwap<RouteTable>>;
 pub struct Ficus {
     table: SharedTable,
     access_log: AccessLog,
+    metrics: Arc<Metrics>,
 }
 
 impl Ficus {
-    pub fn new(table: SharedTable, access_log: AccessLog) -> Self {
-        Ficus { table, access_log }
+    pub fn new(table: SharedTable, access_log: AccessLog, metrics: Arc<Metrics>) -> Self {
+        Ficus {
+            table,
+            access_log,
+            metrics,
+        }
     }
 }
 
@@ -248,7 +254,7 @@ impl ProxyHttp for Ficus {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        accounting::count_upstream_failure(ctx, e.etype());
+        accounting::count_upstream_failure(&self.metrics, ctx, e.etype());
         ctx.connect_failures += 1;
         // Nothing reached the upstream, so any method may try again: first the upstream's other
         // endpoints (round robin picks the next), then the route's fallback.
@@ -278,7 +284,7 @@ impl ProxyHttp for Ficus {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
         if matches!(e.esource(), pingora::ErrorSource::Upstream) {
-            accounting::count_upstream_failure(ctx, e.etype());
+            accounting::count_upstream_failure(&self.metrics, ctx, e.etype());
         }
         let attempt = ctx.attempt(session);
         // A pooled connection the upstream had already closed is not a failure of the upstream:
@@ -345,7 +351,8 @@ impl ProxyHttp for Ficus {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let wants_end = ctx.chain().is_some_and(|(c, _)| c.uses(Hooks::REQUEST_END));
-        let end = accounting::finish_request(session, e, ctx, &self.access_log, wants_end);
+        let end =
+            accounting::finish_request(session, e, ctx, &self.access_log, &self.metrics, wants_end);
         if let (Some(end), Some((chain, cx))) = (end, ctx.chain()) {
             chain.on_request_end(&end, cx).await;
         }

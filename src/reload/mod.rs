@@ -18,7 +18,7 @@ mod watch;
 pub use watch::{debounce, watch, ReloadService};
 
 use crate::config;
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 use crate::proxy::SharedTable;
 use crate::routing::RouteTable;
 use crate::settings::ProxySettings;
@@ -54,16 +54,18 @@ pub enum Trigger {
 pub struct Reloader {
     path: PathBuf,
     table: SharedTable,
+    metrics: Arc<Metrics>,
     /// Serializes reloads, and remembers the last rejection so it is logged once.
     last_rejection: Mutex<Option<Vec<String>>>,
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, table: SharedTable) -> Self {
-        record_loaded(&table.load());
+    pub fn new(path: PathBuf, table: SharedTable, metrics: Arc<Metrics>) -> Self {
+        record_loaded(&metrics, &table.load());
         Reloader {
             path,
             table,
+            metrics,
             last_rejection: Mutex::new(None),
         }
     }
@@ -80,7 +82,7 @@ impl Reloader {
             Err(poisoned) => poisoned.into_inner(),
         };
         let outcome = self.try_reload();
-        metrics()
+        self.metrics
             .reloads
             .with_label_values(&[outcome.label()])
             .inc();
@@ -88,7 +90,7 @@ impl Reloader {
             Outcome::Applied { version } => {
                 *last_rejection = None;
                 let table = self.table.load();
-                record_loaded(&table);
+                record_loaded(&self.metrics, &table);
                 tracing::info!(
                     ?trigger,
                     version,
@@ -156,8 +158,7 @@ impl Reloader {
     }
 }
 
-fn record_loaded(table: &RouteTable) {
-    let m = metrics();
+fn record_loaded(m: &Metrics, table: &RouteTable) {
     m.routes.set(table.routes.len() as i64);
     let at = table
         .loaded_at

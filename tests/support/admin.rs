@@ -28,12 +28,19 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 /// The pause between two looks at the behaviour being waited for.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Serializes the tests of one binary that read process-wide counters (reload outcomes) or
-/// signal the whole process (SIGHUP). Under cargo-nextest every test has its own process and
-/// this never waits; under `cargo test` the tests of a binary share one process.
-pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    SERIAL.lock().await
+/// Under `cargo test` the tests of a binary share one process, and a SIGHUP reaches every ficus
+/// in it (each counts the reload it causes). Tests that count reload outcomes take [`shared`] and
+/// run in parallel with each other; the test that sends SIGHUP takes [`exclusive`] and runs alone.
+/// Under cargo-nextest every test has its own process and neither ever waits. (Metrics are each
+/// server's own, so nothing else is shared.)
+static SIGNALS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+pub async fn shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    SIGNALS.read().await
+}
+
+pub async fn exclusive() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    SIGNALS.write().await
 }
 
 /// Polls `probe` every few milliseconds until it returns `Ok`, and panics with `what` and the

@@ -478,6 +478,12 @@ impl Ficus {
         format!("http://{}{path}", self.addr)
     }
 
+    /// What this instance's `/metrics` serves.
+    pub fn metrics_text(&self) -> String {
+        let running = self.running.as_ref().expect("ficus is running");
+        String::from_utf8_lossy(&running.metrics.render()).into_owned()
+    }
+
     /// `ws://127.0.0.1:PORT{path}`
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
