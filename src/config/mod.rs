@@ -2,8 +2,8 @@
 //!
 //! The file goes through three steps, each in its own module:
 //!
-//! 1. `tree` reads the TOML into a tree that keeps the span of every key and value (syntax
-//!    errors stop here, with toml's own message);
+//! 1. `de` has toml read the file into its own tree that keeps the span of every key and value
+//!    (`toml::de::DeTable`; syntax errors stop here, with toml's own message);
 //! 2. `raw` deserializes each section (`[proxy]`, `[client_version]`, each upstream, each
 //!    route) into serde structs that mirror the file, one section at a time through `de`, so an
 //!    unknown key in one route does not hide a bad regex in another;
@@ -20,7 +20,6 @@ mod proxy;
 mod raw;
 mod routes;
 mod shadow;
-mod tree;
 pub mod units;
 mod upstreams;
 mod webhook;
@@ -30,7 +29,7 @@ use std::path::Path;
 pub use diagnostics::{ConfigErrors, Diagnostic};
 
 use crate::routing::RouteTable;
-use diagnostics::{Problem, Problems};
+use diagnostics::{LineIndex, Problem, Problems};
 
 /// Reads, checks and compiles the route table in `path`.
 ///
@@ -55,16 +54,17 @@ pub fn load_file(path: &Path) -> Result<RouteTable, ConfigErrors> {
 /// when everything else is valid (a name that does not resolve is reported at its url).
 pub fn load_str(text: &str, file_label: &str) -> Result<RouteTable, ConfigErrors> {
     let fail = |problems: Vec<Problem>| {
+        let lines = LineIndex::new(text);
         ConfigErrors(
             problems
                 .into_iter()
-                .map(|p| p.locate(text, file_label))
+                .map(|p| p.locate(&lines, file_label))
                 .collect(),
         )
     };
-    let root = tree::parse(text).map_err(|p| fail(vec![p]))?;
+    let root = de::parse(text).map_err(|p| fail(vec![p]))?;
     let mut problems = Problems::default();
-    let raw = raw::read(&root, &mut problems);
+    let raw = raw::read(root.into_inner(), &mut problems);
     let table = compile::validate(&raw, text, &mut problems)
         .and_then(|plan| compile::build(plan, &mut problems));
     match table {
@@ -100,3 +100,4 @@ pub fn summary(table: &RouteTable) -> String {
         plural(table.upstreams.len(), "upstream")
     )
 }
+

@@ -6,19 +6,20 @@
 //! problem, instead of failing the whole section here.
 //!
 //! [`read`] deserializes each section (`[proxy]`, `[client_version]`, each upstream, each route)
-//! on its own from the spanned tree, so an error in one does not hide the errors in the others;
-//! unknown keys are reported and skipped without rejecting their section (see [`super::de`]).
+//! on its own from toml's spanned tree, so an error in one does not hide the errors in the others;
+//! unknown keys are reported and skipped without rejecting their section (see [`super::de`]), so
+//! the structs do not `deny_unknown_fields` (serde would never see such a key reported first).
 
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::de::{from_node, unknown_key};
+use super::de::{keys_of, section, unknown_key, Node, Shape};
 use super::diagnostics::Problems;
-use super::tree::{Node, Value};
 
 /// The whole file, section by section.
 #[derive(Debug, Default)]
@@ -51,7 +52,7 @@ pub(crate) struct RawUpstreamEntry {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawProxy {
     pub listen: Option<Spanned<StringOrList>>,
     pub admin: Option<Spanned<String>>,
@@ -65,14 +66,14 @@ pub(crate) struct RawProxy {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawClientVersion {
     pub header: Option<Spanned<String>>,
     pub user_agent: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawUpstream {
     pub url: Option<Spanned<String>>,
     pub urls: Option<Spanned<Vec<Spanned<String>>>>,
@@ -82,7 +83,7 @@ pub(crate) struct RawUpstream {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawRoute {
     pub name: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
@@ -104,7 +105,7 @@ pub(crate) struct RawRoute {
 
 /// `[routes.shadow]`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawShadow {
     pub upstream: Option<Spanned<String>>,
     pub percent: Option<Spanned<Scalar>>,
@@ -119,7 +120,7 @@ pub(crate) struct RawShadow {
 
 /// `[routes.webhook]`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawWebhook {
     pub url: Option<Spanned<String>>,
     pub event: Option<Spanned<String>>,
@@ -245,69 +246,119 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedList<V> {
 
 const TOP_KEYS: &[&str] = &["proxy", "client_version", "upstreams", "routes"];
 
-/// Reads every section of the tree that can be read; the others are reported to `problems`.
-pub(crate) fn read(root: &Node, problems: &mut Problems) -> RawFile {
+const PROXY: Shape = Shape {
+    keys: keys_of::<RawProxy>,
+    nested: &[],
+};
+const CLIENT_VERSION: Shape = Shape {
+    keys: keys_of::<RawClientVersion>,
+    nested: &[],
+};
+const UPSTREAM: Shape = Shape {
+    keys: keys_of::<RawUpstream>,
+    nested: &[],
+};
+const ROUTE: Shape = Shape {
+    keys: keys_of::<RawRoute>,
+    nested: &[
+        (
+            "shadow",
+            Shape {
+                keys: keys_of::<RawShadow>,
+                nested: &[],
+            },
+        ),
+        (
+            "webhook",
+            Shape {
+                keys: keys_of::<RawWebhook>,
+                nested: &[],
+            },
+        ),
+    ],
+};
+
+/// Reads every section of the file that can be read; the others are reported to `problems`.
+pub(crate) fn read(root: DeTable<'_>, problems: &mut Problems) -> RawFile {
     let mut file = RawFile::default();
-    let Value::Table(entries) = &root.value else {
-        problems.error(root.span.clone(), "expected a table at the top of the file");
-        return file;
-    };
-    for (key, node) in entries {
-        match key.name.as_str() {
-            "proxy" => file.proxy = section(node, problems),
-            "client_version" => file.client_version = section(node, problems),
+    for (key, node) in root {
+        match key.get_ref().as_ref() {
+            "proxy" => file.proxy = read_section(node, &PROXY, problems),
+            "client_version" => file.client_version = read_section(node, &CLIENT_VERSION, problems),
             "upstreams" => {
-                file.upstreams_span = Some(key.span.clone());
+                file.upstreams_span = Some(key.span());
                 file.upstreams = upstreams(node, problems);
             }
             "routes" => file.routes = routes(node, problems),
-            _ => problems.push(unknown_key(key, TOP_KEYS)),
+            other => problems.push(unknown_key(other, key.span(), TOP_KEYS)),
         }
     }
     file
 }
 
-fn section<T: for<'de> Deserialize<'de>>(node: &Node, problems: &mut Problems) -> Section<T> {
-    match from_node(node, problems) {
+fn read_section<T: DeserializeOwned>(
+    node: Node<'_>,
+    shape: &Shape,
+    problems: &mut Problems,
+) -> Section<Spanned<T>> {
+    match section(node, shape, problems) {
         Some(value) => Section::Parsed(value),
         None => Section::Rejected,
     }
 }
 
-fn upstreams(node: &Node, problems: &mut Problems) -> Vec<RawUpstreamEntry> {
-    let Value::Table(entries) = &node.value else {
-        problems.hinted(
-            node.span.clone(),
-            format!(
-                "`upstreams` must be a table of named upstreams, found {}",
-                node.value.kind()
-            ),
-            "write [upstreams.NAME] with url = \"http://host:port\"",
-        );
-        return Vec::new();
+/// "a table", "an integer": what a value is, for messages.
+fn kind(value: &DeValue<'_>) -> String {
+    let name = value.type_str();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
+}
+
+fn upstreams(node: Node<'_>, problems: &mut Problems) -> Vec<RawUpstreamEntry> {
+    let span = node.span();
+    let entries = match node.into_inner() {
+        DeValue::Table(entries) => entries,
+        other => {
+            problems.hinted(
+                span,
+                format!(
+                    "`upstreams` must be a table of named upstreams, found {}",
+                    kind(&other)
+                ),
+                "write [upstreams.NAME] with url = \"http://host:port\"",
+            );
+            return Vec::new();
+        }
     };
     entries
-        .iter()
+        .into_iter()
         .map(|(key, body)| RawUpstreamEntry {
-            name: Spanned::new(key.span.clone(), key.name.clone()),
-            body: section(body, problems),
+            name: Spanned::new(key.span(), key.into_inner().into_owned()),
+            body: read_section(body, &UPSTREAM, problems),
         })
         .collect()
 }
 
-fn routes(node: &Node, problems: &mut Problems) -> Vec<Section<Spanned<RawRoute>>> {
-    let Value::Array(items) = &node.value else {
-        problems.hinted(
-            node.span.clone(),
-            format!(
-                "`routes` must be a list of routes, found {}",
-                node.value.kind()
-            ),
-            "start each route with [[routes]] (double brackets)",
-        );
-        return Vec::new();
-    };
-    items.iter().map(|item| section(item, problems)).collect()
+fn routes(node: Node<'_>, problems: &mut Problems) -> Vec<Section<Spanned<RawRoute>>> {
+    let span = node.span();
+    match node.into_inner() {
+        DeValue::Array(items) => items
+            .into_iter()
+            .map(|item| read_section(item, &ROUTE, problems))
+            .collect(),
+        other => {
+            problems.hinted(
+                span,
+                format!("`routes` must be a list of routes, found {}", kind(&other)),
+                "start each route with [[routes]] (double brackets)",
+            );
+            Vec::new()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,9 +366,9 @@ mod tests {
     use super::*;
 
     fn read_text(text: &str) -> (RawFile, Vec<crate::config::diagnostics::Problem>) {
-        let root = crate::config::tree::parse(text).unwrap();
+        let root = crate::config::de::parse(text).unwrap();
         let mut problems = Problems::default();
-        let file = read(&root, &mut problems);
+        let file = read(root.into_inner(), &mut problems);
         (file, problems.into_sorted())
     }
 
