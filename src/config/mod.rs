@@ -80,6 +80,26 @@ pub fn load_str(text: &str, file_label: &str) -> Result<RouteTable, ConfigErrors
     }
 }
 
+/// The 1-based line and column where `[proxy]` sets `key` in `text`, found by its span: the
+/// `[proxy]` header when the key is not set there, 1:1 when there is no `[proxy]` table (or the
+/// text does not parse). For errors about a table that loaded, such as a setting that cannot
+/// change without a restart.
+pub fn proxy_key_position(text: &str, key: &str) -> (usize, usize) {
+    let offset = de::parse(text).ok().and_then(|root| {
+        let proxy = root.get_ref().get("proxy")?;
+        match proxy.get_ref() {
+            toml::de::DeValue::Table(table) => Some(
+                table
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == key)
+                    .map_or(proxy.span().start, |(k, _)| k.span().start),
+            ),
+            _ => Some(proxy.span().start),
+        }
+    });
+    LineIndex::new(text).line_col(offset.unwrap_or(0))
+}
+
 /// The table's version: a hash of its text, so the same file always has the same version.
 pub fn version_of(text: &str) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
@@ -101,3 +121,23 @@ pub fn summary(table: &RouteTable) -> String {
     )
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_keys_are_located_by_their_span_however_they_are_written() {
+        let text = "[upstreams.a]\nurl = \"http://x\"\n[proxy]\n  admin_token_env = \"T\"\n  admin = \"127.0.0.1:1\"\n";
+        assert_eq!(proxy_key_position(text, "admin"), (5, 3));
+        assert_eq!(proxy_key_position(text, "listen"), (3, 1));
+        // Forms a line scan misses: a quoted key, a dotted key, an inline table.
+        let quoted = "[proxy]\n\"listen\" = \"0.0.0.0:1\"\n";
+        assert_eq!(proxy_key_position(quoted, "listen"), (2, 1));
+        let dotted = "a = 1\nproxy.threads = 2\n";
+        assert_eq!(proxy_key_position(dotted, "threads"), (2, 7));
+        let inline = "proxy = { default = \"a\", threads = 2 }\n";
+        assert_eq!(proxy_key_position(inline, "threads"), (1, 26));
+        assert_eq!(proxy_key_position("x = 1", "listen"), (1, 1));
+        assert_eq!(proxy_key_position("not toml [", "listen"), (1, 1));
+    }
+}
