@@ -4,9 +4,9 @@
 //!
 //! 1. `de` has toml read the file into its own tree that keeps the span of every key and value
 //!    (`toml::de::DeTable`; syntax errors stop here, with toml's own message);
-//! 2. `raw` deserializes each section (`[proxy]`, `[client_version]`, each upstream, each
-//!    route) into serde structs that mirror the file, one section at a time through `de`, so an
-//!    unknown key in one route does not hide a bad regex in another;
+//! 2. `read` deserializes each section (`[proxy]`, `[client_version]`, each upstream, each
+//!    route) into the serde structs of `raw` that mirror the file, one section at a time through
+//!    `de`, so an unknown key in one route does not hide a bad regex in another;
 //! 3. `compile` validates everything that was read (collecting every problem, no I/O), then
 //!    resolves upstream addresses and builds the immutable [`RouteTable`].
 //!
@@ -18,6 +18,7 @@ mod de;
 mod diagnostics;
 mod proxy;
 mod raw;
+mod read;
 mod routes;
 mod shadow;
 pub mod units;
@@ -64,7 +65,7 @@ pub fn load_str(text: &str, file_label: &str) -> Result<RouteTable, ConfigErrors
     };
     let root = de::parse(text).map_err(|p| fail(vec![p]))?;
     let mut problems = Problems::default();
-    let raw = raw::read(root.into_inner(), &mut problems);
+    let raw = read::read(root.into_inner(), &mut problems);
     let table = compile::validate(&raw, text, &mut problems)
         .and_then(|plan| compile::build(plan, &mut problems));
     match table {
