@@ -9,11 +9,15 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use crate::config;
 use crate::routing::{Explanation, RequestHead, RouteTable};
 
-/// `ficus check FILE`: the summary line when valid, else every error (one per line).
-pub fn check(path: &Path) -> Result<String, String> {
+/// How many errors `ficus check` prints unless `--max-errors` says otherwise.
+pub const DEFAULT_MAX_ERRORS: usize = 100;
+
+/// `ficus check FILE`: the summary line when valid, else the errors, one per line: the first
+/// `max_errors` then `... and N more` (`max_errors` 0 prints them all).
+pub fn check(path: &Path, max_errors: usize) -> Result<String, String> {
     match config::load_file(path) {
         Ok(table) => Ok(config::summary(&table)),
-        Err(errors) => Err(errors.to_string()),
+        Err(errors) => Err(errors.render(max_errors)),
     }
 }
 

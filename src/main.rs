@@ -34,6 +34,9 @@ enum Command {
     Check {
         #[arg(default_value = "routes.toml")]
         file: PathBuf,
+        /// Print at most this many errors, then `... and N more` (0 prints all).
+        #[arg(long, value_name = "N", default_value_t = ficus::cli::DEFAULT_MAX_ERRORS)]
+        max_errors: usize,
     },
     /// Show how a request would be routed.
     Explain {
@@ -96,7 +99,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             ficus::server::run(table, &config, upgrade)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { file } => Ok(match ficus::cli::check(&file) {
+        Command::Check { file, max_errors } => Ok(match ficus::cli::check(&file, max_errors) {
             Ok(summary) => {
                 println!("{summary}");
                 ExitCode::SUCCESS

@@ -341,3 +341,78 @@ fn explain_json_lists_every_route_tried_with_the_reason() {
         "a sticky split is stable"
     );
 }
+
+/// A table with `routes` routes, each sending to an upstream that does not exist, and 30 that do:
+/// one "unknown upstream" error per route, each with a "known: ..." hint.
+fn unknown_upstreams_table(routes: usize) -> String {
+    let mut toml = String::from("[proxy]\ndefault = \"u0\"\n");
+    for i in 0..30 {
+        toml.push_str(&format!(
+            "[upstreams.u{i}]\nurl = \"http://127.0.0.1:{}\"\n",
+            8000 + i
+        ));
+    }
+    for i in 0..routes {
+        toml.push_str(&format!(
+            "[[routes]]\nname = \"r{i}\"\npath = \"/r{i}\"\nupstream = \"nope-{i}\"\n"
+        ));
+    }
+    toml
+}
+
+/// Guards the bound on `check`'s output (CONTRACT section 1): 20,000 errors print as the first
+/// 100, each one short line, then `... and 19900 more`.
+#[test]
+fn check_prints_the_first_100_errors_then_how_many_more() {
+    let dir = TempDir::new();
+    let path = dir.write("many.toml", &unknown_upstreams_table(20_000));
+    let out = ficus(&["check", &path.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_panic(&out);
+    let printed = text(&out.stderr);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 101, "{printed}");
+    assert_eq!(lines[100], "... and 19900 more");
+    assert!(
+        lines[0].ends_with("unknown upstream \"nope-0\"; known: u0, u1, u2, u3, u4 and 25 more"),
+        "{}",
+        lines[0]
+    );
+    assert!(printed.len() < 16 * 1024, "{} bytes", printed.len());
+}
+
+#[test]
+fn check_max_errors_sets_how_many_errors_are_printed_and_0_prints_all() {
+    let dir = TempDir::new();
+    let path = dir.write("many.toml", &unknown_upstreams_table(20_000));
+    let path_text = path.display().to_string();
+
+    let out = ficus(&["check", &path_text, "--max-errors", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let printed = text(&out.stderr);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 4, "{printed}");
+    assert!(lines[2].contains("\"nope-2\""), "{printed}");
+    assert_eq!(lines[3], "... and 19997 more");
+
+    let out = ficus(&["check", "--max-errors", "0", &path_text]);
+    assert_eq!(out.status.code(), Some(1));
+    let printed = text(&out.stderr);
+    assert_eq!(printed.lines().count(), 20_000);
+    assert!(
+        !printed.lines().any(|l| l.starts_with("... and")),
+        "nothing is left out"
+    );
+    // Every line stays short however many upstreams the table names.
+    assert!(printed.lines().all(|l| l.len() < 160), "a long line");
+
+    // A table with fewer errors than the limit prints them all, with no trailer.
+    let few = dir.write("few.toml", &unknown_upstreams_table(2));
+    let out = ficus(&["check", &few.display().to_string(), "--max-errors", "2"]);
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        2,
+        "{}",
+        text(&out.stderr)
+    );
+}

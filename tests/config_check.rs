@@ -1215,3 +1215,36 @@ fn the_file_label_names_the_file_in_every_diagnostic() {
         "{e}"
     );
 }
+
+/// Guards the cost of many errors: each is located from a line index, not by rescanning the
+/// file, and its "known: ..." hint names a few upstreams, not all of them.
+#[test]
+fn twenty_thousand_errors_are_all_reported_with_short_hints() {
+    let mut text = String::from("[proxy]\ndefault = \"u0\"\n");
+    for i in 0..30 {
+        text.push_str(&format!(
+            "[upstreams.u{i}]\nurl = \"http://127.0.0.1:{}\"\n",
+            8000 + i
+        ));
+    }
+    let header_lines = text.lines().count();
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "[[routes]]\nname = \"r{i}\"\npath = \"/r{i}\"\nupstream = \"nope-{i}\"\n"
+        ));
+    }
+    let all = errors(&text);
+    assert_eq!(all.len(), 20_000);
+    let last = &all[19_999];
+    assert_eq!(
+        (last.line, last.column),
+        (header_lines + 4 * 19_999 + 4, 12)
+    );
+    assert_eq!(
+        last.hint.as_deref(),
+        Some("known: u0, u1, u2, u3, u4 and 25 more")
+    );
+    let rendered = ConfigErrors(all).render(100);
+    assert_eq!(rendered.lines().count(), 101);
+    assert!(rendered.ends_with("\n... and 19900 more"), "{rendered}");
+}

@@ -9,6 +9,7 @@
 //! (`[proxy]`, `[client_version]`), [`super::upstreams`], [`super::routes`] (with
 //! [`super::shadow`] and [`super::webhook`]).
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::checks::one_line;
-use super::diagnostics::{line_col, Problems};
+use super::diagnostics::{name_list, LineIndex, Problems, HINT_NAMES};
 use super::raw::RawFile;
 use super::upstreams::{self, UpstreamPlan};
 use super::{proxy, routes, units};
@@ -38,11 +39,12 @@ pub(crate) struct Plan {
 }
 
 /// What every check needs: the problems so far, the upstream names, and the text (for hints
-/// that point at another line).
+/// that point at another line; indexed the first time one does).
 pub(crate) struct Ctx<'a> {
     pub problems: &'a mut Problems,
     pub upstreams: UpstreamNames,
     text: &'a str,
+    lines: OnceCell<LineIndex<'a>>,
 }
 
 /// Upstream names in file order, including those whose body was rejected.
@@ -52,7 +54,7 @@ pub(crate) struct UpstreamNames {
 }
 
 impl Ctx<'_> {
-    /// The id of upstream `name`, or an error at its span listing the known names.
+    /// The id of upstream `name`, or an error at its span listing (the first few) known names.
     pub fn upstream(&mut self, name: &Spanned<String>) -> Option<UpstreamId> {
         if let Some(id) = self.upstreams.ids.get(name.get_ref()) {
             return Some(*id);
@@ -61,7 +63,8 @@ impl Ctx<'_> {
             "no upstreams are defined; add [upstreams.NAME] with url = \"http://host:port\""
                 .to_string()
         } else {
-            format!("known: {}", self.upstreams.names.join(", "))
+            let names = self.upstreams.names.iter().map(String::as_str);
+            format!("known: {}", name_list(names, HINT_NAMES))
         };
         self.problems.hinted(
             name.span(),
@@ -136,7 +139,10 @@ impl Ctx<'_> {
 
     /// `line N` of a span, for hints that point at another place in the file.
     pub fn line_of(&self, span: &Range<usize>) -> usize {
-        line_col(self.text, span.start).0
+        self.lines
+            .get_or_init(|| LineIndex::new(self.text))
+            .line_col(span.start)
+            .0
     }
 }
 
@@ -161,6 +167,7 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
             names,
         },
         text,
+        lines: OnceCell::new(),
     };
     let before = ctx.problems.len();
 

@@ -1,67 +1,97 @@
-//! A serde deserializer over the spanned tree, one section at a time.
+//! Reading the file with toml's own spanned tree, one section at a time.
 //!
-//! [`from_node`] deserializes a section (`[proxy]`, an upstream, a route) into its raw struct.
-//! Unlike a whole-file `toml::from_str`, it does not stop at the first problem:
+//! [`parse`] has toml 0.9 read the whole file into a [`DeTable`] that keeps the span of every key
+//! and value; only syntax errors stop here, with toml's own message and position. [`section`]
+//! then deserializes one section (`[proxy]`, an upstream, a route) with toml's
+//! [`ValueDeserializer`], so a problem in one section does not hide the problems in the others:
 //!
-//! - an unknown key is reported (with the keys that were expected) and skipped, so every unknown
-//!   key of every section is reported and the rest of the section is still read and checked;
-//! - any other error (a value of the wrong type) rejects only its own section.
+//! - an unknown key is reported at the key, with a "did you mean" (`strsim`) or the keys that
+//!   were expected, and is then skipped by serde, so the rest of its section is still read;
+//! - a value of the wrong type rejects only its own section, reported at the value.
 //!
-//! Errors carry the span of the key or value they are about, the way toml's own deserializer does
-//! it, and `toml::Spanned` fields get their spans, so the raw structs use `toml::Spanned` as usual.
+//! Unknown keys are found on the tree rather than with `serde_ignored`, because serde_ignored
+//! gives the path of an ignored key but not its span (dtolnay/serde-ignored#11), and it cannot
+//! read map keys deserialized as `toml::Spanned` (it fails with "non-string key"), which the
+//! header, query and split tables need. The keys a section accepts are serde's own list for its
+//! struct ([`keys_of`]), so they cannot drift from the struct.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::value::BorrowedStrDeserializer;
-use serde::de::{
-    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{DeserializeOwned, Deserializer, Visitor};
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
 
 use super::diagnostics::{Problem, Problems};
-use super::tree::{spanned_shape, Key, Node, SpannedShape, Value};
 
-/// Deserializes one section of the tree. Every problem goes to `problems`; `None` when the
-/// section could not be read at all.
-pub(crate) fn from_node<'de, T: Deserialize<'de>>(
-    node: &'de Node,
+/// A value of the file with its span.
+pub(crate) type Node<'i> = Spanned<DeValue<'i>>;
+
+/// Reads `text` into toml's spanned tree; fails only on TOML syntax (toml's message and position).
+pub(crate) fn parse(text: &str) -> Result<Spanned<DeTable<'_>>, Problem> {
+    DeTable::parse(text).map_err(|e| Problem::new(e.span().unwrap_or(0..0), one_line(e.message())))
+}
+
+/// toml's messages can span lines ("invalid table header\nexpected `.`, `]`").
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// The keys a section's struct accepts, and which of them hold a nested section (`shadow` in a
+/// route) whose keys are checked the same way.
+pub(crate) struct Shape {
+    pub keys: fn() -> &'static [&'static str],
+    pub nested: &'static [(&'static str, Shape)],
+}
+
+/// Deserializes one section. Its unknown keys are reported and skipped; `None` when a value has
+/// the wrong type (reported at the value) and the section cannot be read.
+pub(crate) fn section<T: DeserializeOwned>(
+    node: Node<'_>,
+    shape: &Shape,
     problems: &mut Problems,
-) -> Option<T> {
-    let unknown = RefCell::new(Unknown::default());
-    let result = T::deserialize(NodeDe {
-        node,
-        unknown: &unknown,
-    });
-    let Unknown { keys, misspelt } = unknown.into_inner();
-    for problem in keys {
-        problems.push(problem);
-    }
-    for (table, key) in misspelt {
-        problems.misspelt(table, key);
-    }
-    match result {
+) -> Option<Spanned<T>> {
+    report_unknown_keys(&node, shape, problems);
+    let span = node.span();
+    match Spanned::<T>::deserialize(ValueDeserializer::from(node)) {
         Ok(value) => Some(value),
         Err(e) => {
-            problems.push(e.into_problem(node.span.clone()));
+            let at = e.span().unwrap_or(span);
+            problems.push(Problem::new(at, one_line(e.message())));
             None
         }
     }
 }
 
-/// Unknown keys found while deserializing a section.
-#[derive(Default)]
-struct Unknown {
-    keys: Vec<Problem>,
-    /// (table span, the known key an unknown one is close to)
-    misspelt: Vec<(Range<usize>, &'static str)>,
+/// Reports every key of `node` (a table; anything else is left to the deserializer) that its
+/// shape does not know, and remembers the known key it was probably meant as.
+fn report_unknown_keys(node: &Node<'_>, shape: &Shape, problems: &mut Problems) {
+    let DeValue::Table(table) = node.get_ref() else {
+        return;
+    };
+    let keys = (shape.keys)();
+    for (key, value) in table.iter() {
+        let name = key.get_ref().as_ref();
+        if let Some((_, nested)) = shape.nested.iter().find(|(k, _)| *k == name) {
+            report_unknown_keys(value, nested, problems);
+        } else if !keys.contains(&name) {
+            problems.push(unknown_key(name, key.span(), keys));
+            if let Some(meant) = closest_key(name, keys) {
+                problems.misspelt(node.span(), meant);
+            }
+        }
+    }
 }
 
 /// `unknown key "x"` at the key, with a hint from the keys that were expected.
-pub(crate) fn unknown_key(key: &Key, expected: &[&str]) -> Problem {
-    Problem::new(key.span.clone(), format!("unknown key {:?}", key.name))
-        .with_hint(unknown_key_hint(&key.name, expected))
+pub(crate) fn unknown_key(name: &str, span: Range<usize>, expected: &[&str]) -> Problem {
+    Problem::new(span, format!("unknown key {name:?}")).with_hint(unknown_key_hint(name, expected))
 }
 
 /// `did you mean "methods"?` when a known key is close, else the list of known keys.
@@ -73,274 +103,42 @@ pub(crate) fn unknown_key_hint(field: &str, expected: &[&str]) -> String {
     }
 }
 
-/// The expected key `field` is probably a misspelling of, if any.
+/// The expected key `field` is probably a misspelling of: the nearest by edit distance, if it
+/// is within 2 edits (or a third of the key, for long keys).
 fn closest_key<'k>(field: &str, expected: &[&'k str]) -> Option<&'k str> {
     expected
         .iter()
-        .map(|k| (edit_distance(field, k), *k))
+        .map(|k| (strsim::levenshtein(field, k), *k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
 
-/// Levenshtein distance, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
+/// The keys serde's derive accepts for the struct `T`: `T` is asked to deserialize itself from a
+/// deserializer that only records the field list it is offered, then stops.
+pub(crate) fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    let mut keys: &'static [&'static str] = &[];
+    let _ = T::deserialize(KeysProbe(&mut keys));
+    keys
 }
 
-/// An error while deserializing a section, with the span of what it is about when known.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TreeError {
-    message: String,
-    hint: Option<String>,
-    span: Option<Range<usize>>,
-}
+struct KeysProbe<'a>(&'a mut &'static [&'static str]);
 
-impl TreeError {
-    /// Keeps the innermost span: the first one set is the most precise.
-    fn at(mut self, span: &Range<usize>) -> Self {
-        self.span.get_or_insert_with(|| span.clone());
-        self
-    }
+impl<'de> Deserializer<'de> for KeysProbe<'_> {
+    type Error = Probed;
 
-    fn into_problem(self, fallback: Range<usize>) -> Problem {
-        Problem {
-            span: self.span.unwrap_or(fallback),
-            message: self.message,
-            hint: self.hint,
-        }
-    }
-}
-
-impl fmt::Display for TreeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for TreeError {}
-
-impl de::Error for TreeError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        TreeError {
-            message: msg.to_string(),
-            hint: None,
-            span: None,
-        }
-    }
-
-    /// Not reached for structs (their unknown keys are skipped before serde sees them); kept so
-    /// the message is the same wherever it comes from.
-    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        TreeError {
-            message: format!("unknown key {field:?}"),
-            hint: Some(unknown_key_hint(field, expected)),
-            span: None,
-        }
-    }
-
-    fn missing_field(field: &'static str) -> Self {
-        TreeError::custom(format!("missing key {field:?}"))
-    }
-}
-
-/// A node being deserialized, and where skipped unknown keys are collected.
-#[derive(Clone, Copy)]
-struct NodeDe<'de, 'c> {
-    node: &'de Node,
-    unknown: &'c RefCell<Unknown>,
-}
-
-impl<'de> Deserializer<'de> for NodeDe<'de, '_> {
-    type Error = TreeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TreeError> {
-        match &self.node.value {
-            Value::String(s) => visitor.visit_borrowed_str(s),
-            Value::Integer(i) => visitor.visit_i64(*i),
-            Value::Float(f) => visitor.visit_f64(*f),
-            Value::Boolean(b) => visitor.visit_bool(*b),
-            Value::Datetime(_) => Err(de::Error::invalid_type(
-                de::Unexpected::Other("datetime"),
-                &visitor,
-            )),
-            Value::Array(items) => visitor.visit_seq(Items {
-                items: items.iter(),
-                unknown: self.unknown,
-            }),
-            Value::Table(entries) => visitor.visit_map(Entries {
-                entries: entries.iter().collect::<Vec<_>>().into_iter(),
-                value: None,
-                unknown: self.unknown,
-            }),
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TreeError> {
-        visitor.visit_some(self)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, TreeError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    /// A `toml::Spanned` gets the node's span; a struct gets only the keys it knows, the others
-    /// are reported and skipped.
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, TreeError> {
-        if let Some(shape) = spanned_shape().filter(|s| s.is(name, fields)) {
-            return visitor.visit_map(SpannedAccess::new(shape, self.node.span.clone(), self));
-        }
-        let Value::Table(entries) = &self.node.value else {
-            // serde would name the Rust struct ("expected struct RawShadow").
-            return Err(de::Error::custom(format!(
-                "invalid type: {}, expected a table",
-                self.node.value.kind()
-            )));
-        };
-        let mut known = Vec::with_capacity(entries.len());
-        for entry in entries {
-            if fields.contains(&entry.0.name.as_str()) {
-                known.push(entry);
-            } else {
-                let mut unknown = self.unknown.borrow_mut();
-                unknown.keys.push(unknown_key(&entry.0, fields));
-                if let Some(meant) = closest_key(&entry.0.name, fields) {
-                    unknown.misspelt.push((self.node.span.clone(), meant));
-                }
-            }
-        }
-        visitor.visit_map(Entries {
-            entries: known.into_iter(),
-            value: None,
-            unknown: self.unknown,
-        })
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, TreeError> {
-        match &self.node.value {
-            Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
-            _ => self.deserialize_any(visitor),
-        }
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TreeError> {
-        visitor.visit_unit()
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct seq tuple tuple_struct map identifier
-    }
-}
-
-struct Items<'de, 'c> {
-    items: std::slice::Iter<'de, Node>,
-    unknown: &'c RefCell<Unknown>,
-}
-
-impl<'de> SeqAccess<'de> for Items<'de, '_> {
-    type Error = TreeError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, TreeError> {
-        let Some(node) = self.items.next() else {
-            return Ok(None);
-        };
-        let de = NodeDe {
-            node,
-            unknown: self.unknown,
-        };
-        seed.deserialize(de).map(Some).map_err(|e| e.at(&node.span))
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.items.len())
-    }
-}
-
-struct Entries<'de, 'c> {
-    entries: std::vec::IntoIter<&'de (Key, Node)>,
-    value: Option<&'de Node>,
-    unknown: &'c RefCell<Unknown>,
-}
-
-impl<'de> MapAccess<'de> for Entries<'de, '_> {
-    type Error = TreeError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, TreeError> {
-        let Some((key, value)) = self.entries.next() else {
-            return Ok(None);
-        };
-        self.value = Some(value);
-        seed.deserialize(key).map(Some).map_err(|e| e.at(&key.span))
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, TreeError> {
-        let Some(node) = self.value.take() else {
-            return Err(de::Error::custom("a value was read before its key"));
-        };
-        let de = NodeDe {
-            node,
-            unknown: self.unknown,
-        };
-        seed.deserialize(de).map_err(|e| e.at(&node.span))
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.entries.len())
-    }
-}
-
-impl<'de> Deserializer<'de> for &'de Key {
-    type Error = TreeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TreeError> {
-        visitor.visit_borrowed_str(&self.name)
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Probed> {
+        Err(Probed)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        name: &'static str,
+        _: &'static str,
         fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, TreeError> {
-        match spanned_shape() {
-            Some(shape) if shape.is(name, fields) => {
-                let value = BorrowedStrDeserializer::new(self.name.as_str());
-                visitor.visit_map(SpannedAccess::new(shape, self.span.clone(), value))
-            }
-            _ => self.deserialize_any(visitor),
-        }
+        _: V,
+    ) -> Result<V::Value, Probed> {
+        *self.0 = fields;
+        Err(Probed)
     }
 
     serde::forward_to_deserialize_any! {
@@ -349,50 +147,21 @@ impl<'de> Deserializer<'de> for &'de Key {
     }
 }
 
-/// Hands a `toml::Spanned` its start, its end, then the value.
-struct SpannedAccess<D> {
-    shape: SpannedShape,
-    span: Range<usize>,
-    value: Option<D>,
-    step: usize,
-}
+/// How [`KeysProbe`] stops a deserialization once it has seen the fields; never shown.
+#[derive(Debug)]
+struct Probed;
 
-impl<D> SpannedAccess<D> {
-    fn new(shape: SpannedShape, span: Range<usize>, value: D) -> Self {
-        SpannedAccess {
-            shape,
-            span,
-            value: Some(value),
-            step: 0,
-        }
+impl fmt::Display for Probed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("probed")
     }
 }
 
-impl<'de, D: Deserializer<'de, Error = TreeError>> MapAccess<'de> for SpannedAccess<D> {
-    type Error = TreeError;
+impl std::error::Error for Probed {}
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, TreeError> {
-        match self.shape.fields.get(self.step) {
-            Some(field) => seed
-                .deserialize(BorrowedStrDeserializer::new(field))
-                .map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, TreeError> {
-        self.step += 1;
-        match self.step {
-            1 => seed.deserialize(self.span.start.into_deserializer()),
-            2 => seed.deserialize(self.span.end.into_deserializer()),
-            _ => match self.value.take() {
-                Some(value) => seed.deserialize(value),
-                None => Err(de::Error::custom("a spanned value was read twice")),
-            },
-        }
+impl serde::de::Error for Probed {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Probed
     }
 }
 

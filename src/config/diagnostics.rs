@@ -1,9 +1,11 @@
 //! What a bad route table reports: one [`Diagnostic`] per problem, each with its line and column.
 //!
 //! Inside the config layer a problem is a [`Problem`]: a byte span into the file and a message.
-//! Spans are turned into 1-based line and column numbers only at the end, by [`Problem::locate`],
-//! so the checks never need to know about lines.
+//! Spans are turned into 1-based line and column numbers only at the end, by [`Problem::locate`]
+//! against a [`LineIndex`] built once per file, so the checks never need to know about lines and
+//! a table with thousands of errors is located in one pass over the text.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 
@@ -37,15 +39,45 @@ impl fmt::Display for Diagnostic {
 
 /// Every problem found in one route table, in file order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", lines(.0))]
+#[error("{}", self.render(0))]
 pub struct ConfigErrors(pub Vec<Diagnostic>);
 
-fn lines(diagnostics: &[Diagnostic]) -> String {
-    diagnostics
-        .iter()
-        .map(Diagnostic::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+impl ConfigErrors {
+    /// The first `max` diagnostics, one per line, then `... and N more` when some are left out;
+    /// `max` 0 renders them all.
+    pub fn render(&self, max: usize) -> String {
+        let shown = match max {
+            0 => self.0.len(),
+            max => max.min(self.0.len()),
+        };
+        let mut out = String::new();
+        for (i, d) in self.0[..shown].iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&d.to_string());
+        }
+        let left = self.0.len() - shown;
+        if left > 0 {
+            out.push_str(&format!("\n... and {left} more"));
+        }
+        out
+    }
+}
+
+/// How many names a "known: ..." hint lists before `and N more`.
+pub(crate) const HINT_NAMES: usize = 5;
+
+/// `a, b, c` or, past `max` names, `a, b, c and 7 more`: a hint stays one short line however many
+/// names the table has.
+pub(crate) fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a str>, max: usize) -> String {
+    let total = names.len();
+    let shown: Vec<&str> = names.take(max).collect();
+    let mut list = shown.join(", ");
+    if total > shown.len() {
+        list.push_str(&format!(" and {} more", total - shown.len()));
+    }
+    list
 }
 
 /// A problem found while reading or checking the table, located by a byte span of the file.
@@ -70,9 +102,9 @@ impl Problem {
         self
     }
 
-    /// Turns the span into a line and column of `text`, the file it was found in.
-    pub fn locate(self, text: &str, file: &str) -> Diagnostic {
-        let (line, column) = line_col(text, self.span.start);
+    /// Turns the span into a line and column of the file `lines` indexes.
+    pub fn locate(self, lines: &LineIndex, file: &str) -> Diagnostic {
+        let (line, column) = lines.line_col(self.span.start);
         Diagnostic {
             file: file.to_string(),
             line,
@@ -83,25 +115,43 @@ impl Problem {
     }
 }
 
-/// The 1-based line and column (in characters) of byte `offset` in `text`.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
+/// Where each line of a text starts, so a byte offset becomes a line and column by binary search
+/// instead of a scan of everything before it.
+#[derive(Debug)]
+pub(crate) struct LineIndex<'t> {
+    text: &'t str,
+    /// Byte offset of the start of each line; the first is 0.
+    starts: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    pub fn new(text: &'t str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
     }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
+
+    /// The 1-based line and column (in characters) of byte `offset`.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|start| *start <= offset);
+        let start = self.starts[line - 1];
+        let column = self.text[start..offset].chars().count() + 1;
+        (line, column)
+    }
 }
 
 /// Collects problems; every check adds to it and carries on, so one run reports them all.
 #[derive(Debug, Default)]
 pub(crate) struct Problems {
     found: Vec<Problem>,
-    /// (table span, key): an unknown key of that table looked like a misspelling of this key.
-    misspelt: Vec<(Range<usize>, &'static str)>,
+    /// (table start, table end, key): an unknown key of that table looked like a misspelling of
+    /// this key.
+    misspelt: HashSet<(usize, usize, &'static str)>,
 }
 
 impl Problems {
@@ -111,15 +161,14 @@ impl Problems {
 
     /// Notes that the table at `table` has an unknown key that was probably meant as `key`.
     pub fn misspelt(&mut self, table: Range<usize>, key: &'static str) {
-        self.misspelt.push((table, key));
+        self.misspelt.insert((table.start, table.end, key));
     }
 
     /// Whether one of `keys` was probably misspelt in the table at `table`: then "missing key"
     /// would only repeat the "unknown key ...; did you mean" already reported.
     pub fn was_misspelt(&self, table: &Range<usize>, keys: &[&str]) -> bool {
-        self.misspelt
-            .iter()
-            .any(|(t, k)| t == table && keys.contains(k))
+        keys.iter()
+            .any(|k| self.misspelt.contains(&(table.start, table.end, *k)))
     }
 
     /// A required key is missing from the table at `table`; reported there unless it was misspelt.
@@ -171,13 +220,26 @@ mod tests {
     #[test]
     fn line_col_is_one_based_and_counts_characters() {
         let text = "a = 1\nnamé = \"x\"\n";
-        assert_eq!(line_col(text, 0), (1, 1));
-        assert_eq!(line_col(text, 4), (1, 5));
-        assert_eq!(line_col(text, 6), (2, 1));
-        // 'é' is two bytes but one column.
+        let lines = LineIndex::new(text);
+        assert_eq!(lines.line_col(0), (1, 1));
+        assert_eq!(lines.line_col(4), (1, 5));
+        assert_eq!(lines.line_col(5), (1, 6));
+        assert_eq!(lines.line_col(6), (2, 1));
+        // 'é' is two bytes but one column; an offset inside it is its start.
         let quote = text.find('"').unwrap();
-        assert_eq!(line_col(text, quote), (2, 8));
-        assert_eq!(line_col(text, text.len()), (3, 1));
+        assert_eq!(lines.line_col(quote), (2, 8));
+        assert_eq!(lines.line_col(text.find('é').unwrap() + 1), (2, 4));
+        assert_eq!(lines.line_col(text.len()), (3, 1));
+        assert_eq!(lines.line_col(usize::MAX), (3, 1));
+        assert_eq!(LineIndex::new("").line_col(0), (1, 1));
+    }
+
+    #[test]
+    fn name_lists_are_cut_after_a_few_names() {
+        let names = ["a", "b", "c"];
+        assert_eq!(name_list(names.iter().copied(), 5), "a, b, c");
+        assert_eq!(name_list(names.iter().copied(), 3), "a, b, c");
+        assert_eq!(name_list(names.iter().copied(), 2), "a, b and 1 more");
     }
 
     #[test]
@@ -213,5 +275,21 @@ mod tests {
             ConfigErrors(vec![d(1), d(2)]).to_string(),
             "f:1:1: m\nf:2:1: m"
         );
+    }
+
+    #[test]
+    fn config_errors_render_at_most_max_then_how_many_more() {
+        let d = |line| Diagnostic {
+            file: "f".into(),
+            line,
+            column: 1,
+            message: "m".into(),
+            hint: None,
+        };
+        let all = ConfigErrors((1..=4).map(d).collect());
+        assert_eq!(all.render(2), "f:1:1: m\nf:2:1: m\n... and 2 more");
+        assert_eq!(all.render(4), all.to_string());
+        assert_eq!(all.render(9), all.to_string());
+        assert_eq!(all.render(0).lines().count(), 4);
     }
 }

@@ -2,11 +2,11 @@
 //!
 //! The file goes through three steps, each in its own module:
 //!
-//! 1. `tree` reads the TOML into a tree that keeps the span of every key and value (syntax
-//!    errors stop here, with toml's own message);
-//! 2. `raw` deserializes each section (`[proxy]`, `[client_version]`, each upstream, each
-//!    route) into serde structs that mirror the file, one section at a time through `de`, so an
-//!    unknown key in one route does not hide a bad regex in another;
+//! 1. `de` has toml read the file into its own tree that keeps the span of every key and value
+//!    (`toml::de::DeTable`; syntax errors stop here, with toml's own message);
+//! 2. `read` deserializes each section (`[proxy]`, `[client_version]`, each upstream, each
+//!    route) into the serde structs of `raw` that mirror the file, one section at a time through
+//!    `de`, so an unknown key in one route does not hide a bad regex in another;
 //! 3. `compile` validates everything that was read (collecting every problem, no I/O), then
 //!    resolves upstream addresses and builds the immutable [`RouteTable`].
 //!
@@ -18,9 +18,9 @@ mod de;
 mod diagnostics;
 mod proxy;
 mod raw;
+mod read;
 mod routes;
 mod shadow;
-mod tree;
 pub mod units;
 mod upstreams;
 mod webhook;
@@ -30,7 +30,7 @@ use std::path::Path;
 pub use diagnostics::{ConfigErrors, Diagnostic};
 
 use crate::routing::RouteTable;
-use diagnostics::{Problem, Problems};
+use diagnostics::{LineIndex, Problem, Problems};
 
 /// Reads, checks and compiles the route table in `path`.
 ///
@@ -55,16 +55,17 @@ pub fn load_file(path: &Path) -> Result<RouteTable, ConfigErrors> {
 /// when everything else is valid (a name that does not resolve is reported at its url).
 pub fn load_str(text: &str, file_label: &str) -> Result<RouteTable, ConfigErrors> {
     let fail = |problems: Vec<Problem>| {
+        let lines = LineIndex::new(text);
         ConfigErrors(
             problems
                 .into_iter()
-                .map(|p| p.locate(text, file_label))
+                .map(|p| p.locate(&lines, file_label))
                 .collect(),
         )
     };
-    let root = tree::parse(text).map_err(|p| fail(vec![p]))?;
+    let root = de::parse(text).map_err(|p| fail(vec![p]))?;
     let mut problems = Problems::default();
-    let raw = raw::read(&root, &mut problems);
+    let raw = read::read(root.into_inner(), &mut problems);
     let table = compile::validate(&raw, text, &mut problems)
         .and_then(|plan| compile::build(plan, &mut problems));
     match table {
@@ -78,6 +79,26 @@ pub fn load_str(text: &str, file_label: &str) -> Result<RouteTable, ConfigErrors
         )])),
         _ => Err(fail(problems.into_sorted())),
     }
+}
+
+/// The 1-based line and column where `[proxy]` sets `key` in `text`, found by its span: the
+/// `[proxy]` header when the key is not set there, 1:1 when there is no `[proxy]` table (or the
+/// text does not parse). For errors about a table that loaded, such as a setting that cannot
+/// change without a restart.
+pub fn proxy_key_position(text: &str, key: &str) -> (usize, usize) {
+    let offset = de::parse(text).ok().and_then(|root| {
+        let proxy = root.get_ref().get("proxy")?;
+        match proxy.get_ref() {
+            toml::de::DeValue::Table(table) => Some(
+                table
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == key)
+                    .map_or(proxy.span().start, |(k, _)| k.span().start),
+            ),
+            _ => Some(proxy.span().start),
+        }
+    });
+    LineIndex::new(text).line_col(offset.unwrap_or(0))
 }
 
 /// The table's version: a hash of its text, so the same file always has the same version.
@@ -99,4 +120,25 @@ pub fn summary(table: &RouteTable) -> String {
         plural(table.routes.len(), "route"),
         plural(table.upstreams.len(), "upstream")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_keys_are_located_by_their_span_however_they_are_written() {
+        let text = "[upstreams.a]\nurl = \"http://x\"\n[proxy]\n  admin_token_env = \"T\"\n  admin = \"127.0.0.1:1\"\n";
+        assert_eq!(proxy_key_position(text, "admin"), (5, 3));
+        assert_eq!(proxy_key_position(text, "listen"), (3, 1));
+        // Forms a line scan misses: a quoted key, a dotted key, an inline table.
+        let quoted = "[proxy]\n\"listen\" = \"0.0.0.0:1\"\n";
+        assert_eq!(proxy_key_position(quoted, "listen"), (2, 1));
+        let dotted = "a = 1\nproxy.threads = 2\n";
+        assert_eq!(proxy_key_position(dotted, "threads"), (2, 7));
+        let inline = "proxy = { default = \"a\", threads = 2 }\n";
+        assert_eq!(proxy_key_position(inline, "threads"), (1, 26));
+        assert_eq!(proxy_key_position("x = 1", "listen"), (1, 1));
+        assert_eq!(proxy_key_position("not toml [", "listen"), (1, 1));
+    }
 }

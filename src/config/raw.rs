@@ -5,9 +5,8 @@
 //! are `Option`s: a missing required key is reported by the compile step, next to every other
 //! problem, instead of failing the whole section here.
 //!
-//! [`read`] deserializes each section (`[proxy]`, `[client_version]`, each upstream, each route)
-//! on its own from the spanned tree, so an error in one does not hide the errors in the others;
-//! unknown keys are reported and skipped without rejecting their section (see [`super::de`]).
+//! [`super::read`] deserializes each section on its own; unknown keys are reported and skipped
+//! before serde sees them (see [`super::de`]), so the structs do not `deny_unknown_fields`.
 
 use std::fmt;
 use std::ops::Range;
@@ -15,10 +14,6 @@ use std::ops::Range;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
-
-use super::de::{from_node, unknown_key};
-use super::diagnostics::Problems;
-use super::tree::{Node, Value};
 
 /// The whole file, section by section.
 #[derive(Debug, Default)]
@@ -51,7 +46,7 @@ pub(crate) struct RawUpstreamEntry {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawProxy {
     pub listen: Option<Spanned<StringOrList>>,
     pub admin: Option<Spanned<String>>,
@@ -65,14 +60,14 @@ pub(crate) struct RawProxy {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawClientVersion {
     pub header: Option<Spanned<String>>,
     pub user_agent: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawUpstream {
     pub url: Option<Spanned<String>>,
     pub urls: Option<Spanned<Vec<Spanned<String>>>>,
@@ -82,7 +77,7 @@ pub(crate) struct RawUpstream {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawRoute {
     pub name: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
@@ -104,7 +99,7 @@ pub(crate) struct RawRoute {
 
 /// `[routes.shadow]`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawShadow {
     pub upstream: Option<Spanned<String>>,
     pub percent: Option<Spanned<Scalar>>,
@@ -119,7 +114,7 @@ pub(crate) struct RawShadow {
 
 /// `[routes.webhook]`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table")]
 pub(crate) struct RawWebhook {
     pub url: Option<Spanned<String>>,
     pub event: Option<Spanned<String>>,
@@ -240,136 +235,5 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedList<V> {
             }
         }
         d.deserialize_map(Vis(std::marker::PhantomData))
-    }
-}
-
-const TOP_KEYS: &[&str] = &["proxy", "client_version", "upstreams", "routes"];
-
-/// Reads every section of the tree that can be read; the others are reported to `problems`.
-pub(crate) fn read(root: &Node, problems: &mut Problems) -> RawFile {
-    let mut file = RawFile::default();
-    let Value::Table(entries) = &root.value else {
-        problems.error(root.span.clone(), "expected a table at the top of the file");
-        return file;
-    };
-    for (key, node) in entries {
-        match key.name.as_str() {
-            "proxy" => file.proxy = section(node, problems),
-            "client_version" => file.client_version = section(node, problems),
-            "upstreams" => {
-                file.upstreams_span = Some(key.span.clone());
-                file.upstreams = upstreams(node, problems);
-            }
-            "routes" => file.routes = routes(node, problems),
-            _ => problems.push(unknown_key(key, TOP_KEYS)),
-        }
-    }
-    file
-}
-
-fn section<T: for<'de> Deserialize<'de>>(node: &Node, problems: &mut Problems) -> Section<T> {
-    match from_node(node, problems) {
-        Some(value) => Section::Parsed(value),
-        None => Section::Rejected,
-    }
-}
-
-fn upstreams(node: &Node, problems: &mut Problems) -> Vec<RawUpstreamEntry> {
-    let Value::Table(entries) = &node.value else {
-        problems.hinted(
-            node.span.clone(),
-            format!(
-                "`upstreams` must be a table of named upstreams, found {}",
-                node.value.kind()
-            ),
-            "write [upstreams.NAME] with url = \"http://host:port\"",
-        );
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .map(|(key, body)| RawUpstreamEntry {
-            name: Spanned::new(key.span.clone(), key.name.clone()),
-            body: section(body, problems),
-        })
-        .collect()
-}
-
-fn routes(node: &Node, problems: &mut Problems) -> Vec<Section<Spanned<RawRoute>>> {
-    let Value::Array(items) = &node.value else {
-        problems.hinted(
-            node.span.clone(),
-            format!(
-                "`routes` must be a list of routes, found {}",
-                node.value.kind()
-            ),
-            "start each route with [[routes]] (double brackets)",
-        );
-        return Vec::new();
-    };
-    items.iter().map(|item| section(item, problems)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read_text(text: &str) -> (RawFile, Vec<crate::config::diagnostics::Problem>) {
-        let root = crate::config::tree::parse(text).unwrap();
-        let mut problems = Problems::default();
-        let file = read(&root, &mut problems);
-        (file, problems.into_sorted())
-    }
-
-    #[test]
-    fn every_section_is_read_on_its_own_so_each_error_is_reported() {
-        let text = "[proxy]\nlisten = 1\n[upstreams.a]\nurl = 2\nbogus = 1\n\
-                    [upstreams.b]\nurl = \"http://x:2\"\n[[routes]]\nname = \"r\"\nshadw = {}\n\
-                    [[routes]]\nname = \"s\"\n";
-        let (file, problems) = read_text(text);
-        let at: Vec<&str> = problems.iter().map(|p| &text[p.span.clone()]).collect();
-        assert_eq!(at, vec!["1", "2", "bogus", "shadw"]);
-        assert_eq!(
-            problems[3].hint.as_deref(),
-            Some("did you mean \"shadow\"?")
-        );
-        // A value of the wrong type rejects its section; an unknown key does not.
-        assert!(matches!(file.proxy, Section::Rejected));
-        assert_eq!(file.upstreams.len(), 2);
-        assert!(matches!(file.upstreams[0].body, Section::Rejected));
-        assert!(matches!(file.upstreams[1].body, Section::Parsed(_)));
-        assert!(matches!(file.routes[0], Section::Parsed(_)));
-        assert!(matches!(file.routes[1], Section::Parsed(_)));
-    }
-
-    #[test]
-    fn unknown_top_level_keys_and_misshapen_sections_are_reported() {
-        let text = "[upstream.a]\nurl = \"x\"\n[routes]\nname = \"r\"\n";
-        let (_, problems) = read_text(text);
-        assert_eq!(problems[0].message, "unknown key \"upstream\"");
-        assert_eq!(
-            problems[0].hint.as_deref(),
-            Some("did you mean \"upstreams\"?")
-        );
-        assert!(problems[1].message.starts_with("`routes` must be a list"));
-    }
-
-    #[test]
-    fn listen_is_one_string_or_a_list() {
-        let (file, problems) = read_text("[proxy]\nlisten = [\"a\", \"b\"]\n");
-        assert!(problems.is_empty());
-        let Section::Parsed(proxy) = file.proxy else {
-            panic!()
-        };
-        assert!(
-            matches!(proxy.get_ref().listen.as_ref().map(|l| l.get_ref()), Some(StringOrList::Many(v)) if v.len() == 2)
-        );
-        let (file, _) = read_text("[proxy]\nlisten = \"a\"\n");
-        let Section::Parsed(proxy) = file.proxy else {
-            panic!()
-        };
-        assert!(
-            matches!(proxy.get_ref().listen.as_ref().map(|l| l.get_ref()), Some(StringOrList::One(s)) if s == "a")
-        );
     }
 }

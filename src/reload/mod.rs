@@ -169,27 +169,10 @@ fn record_loaded(m: &Metrics, table: &RouteTable) {
 }
 
 /// Where `key` is set in the `[proxy]` section of `text` (1-based line and column), or the
-/// section header when the key was removed, or 1:1 when there is no such section.
+/// section header when the key was removed, or 1:1 when there is no such section; found by the
+/// key's span in toml's tree, not by scanning lines.
 fn locate_proxy_key(text: &str, key: &str) -> (usize, usize) {
-    let mut in_proxy = false;
-    let mut header = (1, 1);
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('[') {
-            in_proxy = trimmed.starts_with("[proxy]");
-            if in_proxy {
-                header = (i + 1, line.len() - trimmed.len() + 1);
-            }
-            continue;
-        }
-        let sets_key = trimmed
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='));
-        if in_proxy && sets_key {
-            return (i + 1, line.len() - trimmed.len() + 1);
-        }
-    }
-    header
+    config::proxy_key_position(text, key)
 }
 
 /// The `[proxy]` keys whose change needs a restart.
