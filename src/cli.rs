@@ -10,7 +10,7 @@ use crate::config;
 use crate::routing::{Explanation, RequestHead, RouteTable};
 
 /// How many errors `ficus check` prints unless `--max-errors` says otherwise.
-pub const DEFAULT_MAX_ERRORS: usize = 100;
+pub const DEFAULT_MAX_ERRORS: usize = config::MAX_SHOWN;
 
 /// `ficus check FILE`: the summary line when valid, else the errors, one per line: the first
 /// `max_errors` then `... and N more` (`max_errors` 0 prints them all).

@@ -675,3 +675,31 @@ async fn fifty_reloads_under_load_fail_no_request() {
         busy.answered_by
     );
 }
+
+/// A hostile table with thousands of errors gets a bounded answer: the first 100 and a count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_thousands_of_errors_answers_the_first_hundred_and_a_count() {
+    let _signals = shared().await;
+    let ups = upstreams(&["a", "b"]).await;
+    let all: Vec<&Upstream> = ups.iter().collect();
+    let served = Served::start(&x_to("a", &all)).await;
+
+    let mut bad = x_to("a", &all);
+    for i in 0..3000 {
+        bad.push_str(&format!(
+            "\n[[routes]]\nname = \"r{i}\"\npath = \"/r{i}\"\nupstream = \"nowhere-{i}\"\n"
+        ));
+    }
+    std::fs::write(&served.path, served.render(&bad)).expect("write the bad table");
+    let (status, body) = served.reload().await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let errors = errors_of(&body);
+    assert_eq!(errors.len(), 101, "100 errors and the count");
+    assert!(
+        errors[0].contains("unknown upstream \"nowhere-0\""),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(errors[100], "... and 2900 more");
+    assert_eq!(served.who("/x").await, "a", "the running table stays");
+}

@@ -37,12 +37,30 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Every problem found in one route table, in file order.
+/// How many diagnostics are shown by default (`ficus run`, `ficus check`, a rejected reload);
+/// a hostile table can hold hundreds of thousands.
+pub const MAX_SHOWN: usize = 100;
+
+/// Every problem found in one route table, in file order. Displayed, the first [`MAX_SHOWN`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.render(0))]
+#[error("{}", self.render(MAX_SHOWN))]
 pub struct ConfigErrors(pub Vec<Diagnostic>);
 
 impl ConfigErrors {
+    /// [`ConfigErrors::render`] as separate lines (for JSON and logs).
+    pub fn lines(&self, max: usize) -> Vec<String> {
+        let shown = if max == 0 {
+            self.0.len()
+        } else {
+            max.min(self.0.len())
+        };
+        let mut out: Vec<String> = self.0[..shown].iter().map(|d| d.to_string()).collect();
+        if self.0.len() > shown {
+            out.push(format!("... and {} more", self.0.len() - shown));
+        }
+        out
+    }
+
     /// The first `max` diagnostics, one per line, then `... and N more` when some are left out;
     /// `max` 0 renders them all.
     pub fn render(&self, max: usize) -> String {

@@ -27,7 +27,7 @@ mod webhook;
 
 use std::path::Path;
 
-pub use diagnostics::{ConfigErrors, Diagnostic};
+pub use diagnostics::{ConfigErrors, Diagnostic, MAX_SHOWN};
 
 use crate::routing::RouteTable;
 use diagnostics::{LineIndex, Problem, Problems};

@@ -137,7 +137,7 @@ impl Reloader {
             Ok(t) => t,
             Err(errors) => {
                 return Outcome::Rejected {
-                    errors: errors.0.iter().map(|d| d.to_string()).collect(),
+                    errors: errors.lines(config::MAX_SHOWN),
                 }
             }
         };
