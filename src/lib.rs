@@ -34,5 +34,6 @@ pub mod routing;
 pub mod server;
 pub mod settings;
 pub mod shadow;
+pub mod state;
 pub mod upstream;
 pub mod webhook;

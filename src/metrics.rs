@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub const REQUESTS_TOTAL: &str = "ficus_requests_total";
@@ -22,6 +22,7 @@ pub const ROUTES: &str = "ficus_routes";
 pub const UPSTREAM_CONNECT_ERRORS_TOTAL: &str = "ficus_upstream_connect_errors_total";
 pub const UPSTREAM_TIMEOUTS_TOTAL: &str = "ficus_upstream_timeouts_total";
 pub const PLUGIN_RESPONSES_TOTAL: &str = "ficus_plugin_responses_total";
+pub const UPSTREAM_ENDPOINT_HEALTHY: &str = "ficus_upstream_endpoint_healthy";
 
 /// The route label of requests that matched no route.
 pub const DEFAULT_ROUTE: &str = "default";
@@ -44,6 +45,8 @@ pub struct Metrics {
     pub upstream_timeouts: IntCounterVec,
     /// `{route, plugin, status}`: requests a filter answered itself.
     pub plugin_responses: IntCounterVec,
+    /// `{upstream, endpoint}`: 1 while the endpoint passes its checks and is not ejected.
+    pub upstream_endpoint_healthy: IntGaugeVec,
 }
 
 impl Metrics {
@@ -102,6 +105,13 @@ impl Metrics {
                 "Requests a plugin answered itself, by route, plugin and status",
                 &["route", "plugin", "status"],
             ),
+            upstream_endpoint_healthy: reg.add(IntGaugeVec::new(
+                Opts::new(
+                    UPSTREAM_ENDPOINT_HEALTHY,
+                    "1 while an upstream endpoint passes its health checks and is not ejected",
+                ),
+                &["upstream", "endpoint"],
+            )),
             registry,
         })
     }

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{Ficus, SharedTable};
 use crate::reload::{ReloadService, Reloader};
 use crate::routing::RouteTable;
+use crate::upstream::upkeep::Upkeep;
 
 /// How long a graceful shutdown lets runtimes finish after the grace period.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -141,6 +142,15 @@ pub fn build(
         service.threads = Some(1);
         server.add_service(service);
     }
+    let mut upkeep = background_service(
+        "upstreams",
+        Upkeep {
+            table: shared.clone(),
+            metrics: metrics.clone(),
+        },
+    );
+    upkeep.threads = Some(1);
+    server.add_service(upkeep);
     if let Some(reloader) = reloader {
         let mut service = background_service(
             "reload",

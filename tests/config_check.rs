@@ -231,14 +231,8 @@ fn shipped_routes_toml_loads_with_the_expected_routes() {
     );
     let upstreams: Vec<&str> = t.upstreams.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(upstreams, ["legacy", "orders"]);
-    assert_eq!(
-        t.upstreams[0].endpoints[0].addr,
-        "127.0.0.1:8001".parse().unwrap()
-    );
-    assert_eq!(
-        t.upstreams[1].endpoints[0].addr,
-        "127.0.0.1:8002".parse().unwrap()
-    );
+    assert_eq!(t.upstreams[0].pool.endpoints()[0].address, "127.0.0.1:8001");
+    assert_eq!(t.upstreams[1].pool.endpoints()[0].address, "127.0.0.1:8002");
     assert_eq!(
         t.proxy.listen,
         vec!["0.0.0.0:8080".parse::<SocketAddr>().unwrap()]
@@ -588,7 +582,7 @@ fn an_upstream_has_exactly_one_of_url_and_urls_and_urls_is_not_empty() {
         "url = \"http://127.0.0.1:8002\"",
         "urls = [\"http://127.0.0.1:8002\", \"http://127.0.0.1:8003\"]",
     );
-    assert_eq!(ok(&list).upstreams[1].endpoints.len(), 2);
+    assert_eq!(ok(&list).upstreams[1].pool.endpoints().len(), 2);
 }
 
 #[test]
@@ -1247,4 +1241,61 @@ fn twenty_thousand_errors_are_all_reported_with_short_hints() {
     let rendered = ConfigErrors(all).render(100);
     assert_eq!(rendered.lines().count(), 101);
     assert!(rendered.ends_with("\n... and 19900 more"), "{rendered}");
+}
+
+#[test]
+fn upstream_health_checks_caps_and_ejection_are_read_with_their_defaults() {
+    let text = MINIMAL.replace(
+        "url = \"http://127.0.0.1:8002\"",
+        "url = \"http://127.0.0.1:8002\"\nresolve_interval = \"1m\"\nmax_connections = 20\neject_after = 0\n\
+         health_check = { path = \"/healthz\", interval = \"2s\" }",
+    );
+    let t = ok(&text);
+    let orders = &t.upstreams[1].options;
+    assert_eq!(orders.resolve_interval, Duration::from_secs(60));
+    assert_eq!(orders.max_connections, Some(20));
+    assert_eq!(orders.eject_after, 0);
+    let hc = orders.health_check.as_ref().expect("a health check");
+    assert_eq!(hc.path, "/healthz");
+    assert_eq!(hc.interval, Duration::from_secs(2));
+    assert_eq!(
+        (hc.timeout, hc.unhealthy_after, hc.healthy_after),
+        (Duration::from_secs(1), 3, 2)
+    );
+    let legacy = &t.upstreams[0].options;
+    assert_eq!(
+        (legacy.health_check.is_none(), legacy.max_connections),
+        (true, None)
+    );
+    assert_eq!(legacy.resolve_interval, Duration::from_secs(30));
+}
+
+#[test]
+fn bad_upstream_health_and_cap_values_are_reported_at_their_value() {
+    let with = |extra: &str| {
+        MINIMAL.replace(
+            "url = \"http://127.0.0.1:8002\"",
+            &format!("url = \"http://127.0.0.1:8002\"\n{extra}"),
+        )
+    };
+    assert_error_at(
+        &with("max_connections = 0"),
+        "max_connections",
+        "at least 1",
+    );
+    assert_error_at(
+        &with("health_check = { path = \"healthz\" }"),
+        "health_check",
+        "not a request path",
+    );
+    assert_error_at(
+        &with("health_check = { paht = \"/healthz\" }"),
+        "health_check",
+        "unknown key \"paht\"",
+    );
+    assert_error_at(
+        &with("health_check = { interval = \"0s\" }"),
+        "health_check",
+        "cannot be zero",
+    );
 }

@@ -55,11 +55,15 @@ pub fn routes(table: &RouteTable) -> Value {
         .upstreams
         .iter()
         .map(|u| {
+            let endpoints = u.pool.endpoints();
             (
                 u.name.clone(),
                 json!({
-                    "urls": u.endpoints.iter().map(|e| e.url.as_str()).collect::<Vec<_>>(),
-                    "addresses": u.endpoints.iter().map(|e| e.addr.to_string()).collect::<Vec<_>>(),
+                    "urls": u.urls.iter().map(|e| e.url.as_str()).collect::<Vec<_>>(),
+                    "addresses": endpoints.iter().map(|e| e.address.as_str()).collect::<Vec<_>>(),
+                    "endpoints": endpoints.iter().map(|e| json!({"address": e.address, "url": e.url, "healthy": e.healthy})).collect::<Vec<_>>(),
+                    "health_check": u.options.health_check.as_ref().map(|h| json!({"path": h.path, "interval_ms": h.interval.as_millis() as u64})),
+                    "max_connections": u.options.max_connections,
                     "connect_timeout_ms": u.options.connect_timeout.as_millis() as u64,
                     "read_timeout_ms": u.options.read_timeout.as_millis() as u64,
                 }),

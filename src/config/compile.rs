@@ -19,13 +19,13 @@ use toml::Spanned;
 
 use super::checks::one_line;
 use super::diagnostics::{name_list, LineIndex, Problems, HINT_NAMES};
-use super::raw::RawFile;
+use super::raw::{RawFile, Scalar};
 use super::upstreams::{self, UpstreamPlan};
 use super::{proxy, routes, units};
 use crate::filters::FilterChain;
 use crate::routing::{Route, RouteIndex, RouteTable, UpstreamId, VersionSource};
 use crate::settings::ProxySettings;
-use crate::upstream::{Endpoint, Upstream};
+use crate::upstream::Upstream;
 
 /// Everything checked, nothing resolved yet.
 #[derive(Debug)]
@@ -119,6 +119,34 @@ impl Ctx<'_> {
             }
             _ => Some(d),
         }
+    }
+
+    /// An optional whole number of at least `min`, with its default; `None` when it is written
+    /// but not valid.
+    pub fn count(
+        &mut self,
+        value: Option<&Spanned<Scalar>>,
+        min: u64,
+        default: u64,
+        key: &str,
+    ) -> Option<u64> {
+        let Some(v) = value else {
+            return Some(default);
+        };
+        let n = match v.get_ref() {
+            Scalar::Integer(n) => u64::try_from(*n).ok().filter(|n| *n >= min),
+            Scalar::Float(_) | Scalar::String(_) => None,
+        };
+        if n.is_none() {
+            self.problems.error(
+                v.span(),
+                format!(
+                    "{key} must be a whole number of at least {min}, got {}",
+                    v.get_ref()
+                ),
+            );
+        }
+        n
     }
 
     /// A required key: the value, or an error at the span of the section that lacks it (unless
@@ -225,14 +253,15 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         options,
     } in upstreams
     {
-        let mut endpoints = Vec::with_capacity(urls.len());
-        for url in &urls {
-            match Endpoint::resolve(url.get_ref(), options) {
-                Ok(endpoint) => endpoints.push(endpoint),
-                Err(e) => problems.error(url.span(), format!("upstream {name:?}: {e}")),
+        let mut resolved = Vec::with_capacity(urls.len());
+        for (i, (span, url)) in urls.iter().enumerate() {
+            match url.resolve_blocking() {
+                Ok(addrs) => resolved.extend(addrs.into_iter().map(|a| (i, a))),
+                Err(e) => problems.error(span.span(), format!("upstream {name:?}: {e}")),
             }
         }
-        built.push(Arc::new(Upstream::new(name, endpoints, options)));
+        let urls = urls.into_iter().map(|(_, url)| url).collect();
+        built.push(Arc::new(Upstream::new(&name, urls, options, &resolved)));
     }
     if problems.len() != before {
         return None;

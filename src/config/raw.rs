@@ -74,6 +74,22 @@ pub(crate) struct RawUpstream {
     pub connect_timeout: Option<Spanned<String>>,
     pub read_timeout: Option<Spanned<String>>,
     pub tls_verify: Option<bool>,
+    pub resolve_interval: Option<Spanned<String>>,
+    pub health_check: Option<Spanned<RawHealthCheck>>,
+    pub max_connections: Option<Spanned<Scalar>>,
+    pub eject_after: Option<Spanned<Scalar>>,
+    pub eject_for: Option<Spanned<String>>,
+}
+
+/// `health_check = { path, interval, timeout, unhealthy_after, healthy_after }` of an upstream.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "a table")]
+pub(crate) struct RawHealthCheck {
+    pub path: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub unhealthy_after: Option<Spanned<Scalar>>,
+    pub healthy_after: Option<Spanned<Scalar>>,
 }
 
 #[derive(Debug, Deserialize)]

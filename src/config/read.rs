@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::de::{keys_of, section, unknown_key, Node, Shape};
 use super::diagnostics::Problems;
 use super::raw::{
-    RawClientVersion, RawFile, RawProxy, RawRoute, RawShadow, RawUpstream, RawUpstreamEntry,
-    RawWebhook, Section,
+    RawClientVersion, RawFile, RawHealthCheck, RawProxy, RawRoute, RawShadow, RawUpstream,
+    RawUpstreamEntry, RawWebhook, Section,
 };
 
 const TOP_KEYS: &[&str] = &["proxy", "client_version", "upstreams", "routes"];
@@ -27,7 +27,13 @@ const CLIENT_VERSION: Shape = Shape {
 };
 const UPSTREAM: Shape = Shape {
     keys: keys_of::<RawUpstream>,
-    nested: &[],
+    nested: &[(
+        "health_check",
+        Shape {
+            keys: keys_of::<RawHealthCheck>,
+            nested: &[],
+        },
+    )],
 };
 const ROUTE: Shape = Shape {
     keys: keys_of::<RawRoute>,

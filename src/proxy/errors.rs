@@ -5,6 +5,9 @@
 
 use pingora::{ErrorSource, ErrorType};
 
+/// An upstream whose `max_connections` are all in use: 503, and the upstream is not tried.
+pub const AT_CAPACITY: ErrorType = ErrorType::CustomCode("upstream at capacity", 503);
+
 /// The status for `etype` from `source`; 0 means nothing can be sent (the client went away).
 pub fn status_for(etype: &ErrorType, source: &ErrorSource) -> u16 {
     let upstream = matches!(source, ErrorSource::Upstream);

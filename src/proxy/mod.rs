@@ -34,6 +34,8 @@ use crate::access_log::AccessLog;
 use crate::filters::{headers, FilterChain};
 use crate::metrics::Metrics;
 use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
+use crate::upstream::discovery::EndpointInfo;
+use crate::upstream::{Permit, Pool};
 use fallback::Attempt;
 
 /// The route table every request reads: swapped whole on reload, loaded once per request.
@@ -66,12 +68,12 @@ pub struct RequestCtx {
     fallback: Option<UpstreamId>,
     response_started: bool,
     upstream: Option<UpstreamId>,
-    /// The endpoint of the current upstream that this request tried first, and then
-    /// the one it is trying now.
-    first_endpoint: usize,
-    endpoint: usize,
-    /// Failed connects to the current upstream's endpoints.
-    connect_failures: usize,
+    /// The endpoint of the current attempt.
+    endpoint: Option<(std::net::SocketAddr, Arc<EndpointInfo>)>,
+    /// Endpoints of the current upstream this request failed to connect to: a retry avoids them.
+    tried: Vec<std::net::SocketAddr>,
+    /// This request's place under the upstream's `max_connections`, while it holds one.
+    permit: Option<Permit>,
     started: Instant,
 }
 
@@ -131,9 +133,9 @@ impl ProxyHttp for Ficus {
             fallback: None,
             response_started: false,
             upstream: None,
-            first_endpoint: 0,
-            endpoint: 0,
-            connect_failures: 0,
+            endpoint: None,
+            tried: Vec::new(),
+            permit: None,
             started: Instant::now(),
         }
     }
@@ -191,18 +193,28 @@ impl ProxyHttp for Ficus {
         let upstream = table
             .upstream(id)
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "unknown upstream"))?;
-        // A retry after connect failures moves on from this request's own first endpoint, so it
-        // never lands on the one that just failed, whatever other requests picked meanwhile.
-        if ctx.upstream == Some(id) && ctx.connect_failures > 0 {
-            ctx.endpoint = upstream.after(ctx.first_endpoint, ctx.connect_failures);
-        } else {
-            ctx.first_endpoint = upstream.next_index();
-            ctx.endpoint = ctx.first_endpoint;
+        if ctx.upstream != Some(id) {
+            // A new upstream (the first attempt, or the fallback): its own endpoints and cap.
+            ctx.tried.clear();
+            ctx.permit = None;
+            if upstream.pool.capped() {
+                ctx.permit = Some(upstream.pool.acquire().ok_or_else(|| {
+                    Error::explain(
+                        errors::AT_CAPACITY,
+                        "the upstream's max_connections are in use",
+                    )
+                })?);
+            }
         }
         ctx.upstream = Some(id);
-        let mut peer = upstream
-            .peer_at(ctx.endpoint)
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "upstream has no endpoint"))?;
+        // A retry after connect failures avoids the endpoints this request already failed on.
+        let backend = upstream
+            .pool
+            .pick(&ctx.tried)
+            .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no endpoint left to try"))?;
+        let (mut peer, info) = Pool::peer(&backend)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "endpoint without a peer"))?;
+        ctx.endpoint = backend.as_inet().map(|a| (*a, Arc::clone(info)));
         if session.is_upgrade_req() {
             // An upgraded connection (websocket) may rightly stay idle far longer than a response
             // may take: read_timeout would cut it after its first quiet spell.
@@ -217,16 +229,15 @@ impl ProxyHttp for Ficus {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (endpoint, fallback) = (ctx.endpoint, ctx.fallback.is_some());
+        let fallback = ctx.fallback.is_some();
+        let endpoint = ctx.endpoint.as_ref().map(|(_, info)| Arc::clone(info));
         let (Some(id), Some((table, chain, cx))) = (ctx.upstream, ctx.with_table()) else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
         };
         let upstream = table.upstream(id);
         let attempt = ficus_plugin::Attempt {
             upstream: upstream.map_or("", |u| u.name.as_str()),
-            host: upstream
-                .and_then(|u| u.endpoints.get(endpoint))
-                .map_or("", |e| e.host.as_str()),
+            host: endpoint.as_deref().map_or("", |e| e.host.as_str()),
             fallback,
         };
         chain
@@ -255,23 +266,49 @@ impl ProxyHttp for Ficus {
         mut e: Box<Error>,
     ) -> Box<Error> {
         accounting::count_upstream_failure(&self.metrics, ctx, e.etype());
-        ctx.connect_failures += 1;
-        // Nothing reached the upstream, so any method may try again: first the upstream's other
-        // endpoints (round robin picks the next), then the route's fallback.
-        let endpoints = ctx
+        let pool = ctx
             .table
             .as_deref()
             .zip(ctx.upstream)
             .and_then(|(t, id)| t.upstream(id))
-            .map_or(0, |u| u.endpoints.len());
-        if ctx.connect_failures < endpoints {
+            .map(|u| Arc::clone(&u.pool));
+        if let (Some(pool), Some((addr, _))) = (&pool, ctx.endpoint.take()) {
+            pool.connect_failed(addr);
+            ctx.tried.push(addr);
+        }
+        // Nothing reached the upstream, so any method may try again: first the upstream's
+        // endpoints this request has not tried, then the route's fallback.
+        if pool.is_some_and(|p| ctx.tried.len() < p.len()) {
             e.set_retry(true);
         } else if let Some(to) = fallback::fallback_for(&ctx.attempt(session)) {
             ctx.fallback = Some(to);
-            ctx.connect_failures = 0;
             e.set_retry(true);
         }
         e
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if reused {
+            return Ok(());
+        }
+        let (Some(table), Some(id), Some((addr, _))) =
+            (ctx.table.as_deref(), ctx.upstream, ctx.endpoint.as_ref())
+        else {
+            return Ok(());
+        };
+        if let Some(u) = table.upstream(id) {
+            u.pool.connected(*addr);
+        }
+        Ok(())
     }
 
     fn error_while_proxy(
