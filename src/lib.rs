@@ -28,6 +28,7 @@ pub mod demo;
 pub mod filters;
 pub mod lifecycle;
 pub mod metrics;
+pub mod plugins;
 pub mod proxy;
 pub mod reload;
 pub mod routing;

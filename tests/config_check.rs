@@ -226,7 +226,8 @@ fn shipped_routes_toml_loads_with_the_expected_routes() {
             "order-items-write",
             "internal-tools",
             "orders-v2-api",
-            "order-search"
+            "order-search",
+            "v1-retired"
         ]
     );
     let upstreams: Vec<&str> = t.upstreams.iter().map(|u| u.name.as_str()).collect();
@@ -238,7 +239,7 @@ fn shipped_routes_toml_loads_with_the_expected_routes() {
         vec!["0.0.0.0:8080".parse::<SocketAddr>().unwrap()]
     );
     assert_eq!(t.proxy.admin, Some("127.0.0.1:9090".parse().unwrap()));
-    assert_eq!(summary(&t), "ok: 6 routes, 2 upstreams");
+    assert_eq!(summary(&t), "ok: 7 routes, 2 upstreams");
 }
 
 #[test]
@@ -1298,4 +1299,52 @@ fn bad_upstream_health_and_cap_values_are_reported_at_their_value() {
         "health_check",
         "cannot be zero",
     );
+}
+
+#[test]
+fn plugin_sections_and_lists_are_checked_with_their_lines() {
+    let with = |plugins: &str, route_list: &str| {
+        format!(
+            "{MINIMAL}\n{plugins}\n[[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"orders\"\nplugins = {route_list}\n"
+        )
+    };
+    let good = "[plugins.gone]\nuse = \"respond\"\nstatus = 410";
+    let t = ok(&with(good, "[\"gone\"]"));
+    assert_eq!(
+        t.routes[0]
+            .action
+            .filters
+            .plugin_names()
+            .collect::<Vec<_>>(),
+        ["gone"]
+    );
+    assert_error_at(
+        &with(good, "[\"gnoe\"]"),
+        "[\"gnoe\"]",
+        "unknown plugin \"gnoe\"",
+    );
+    assert_error_at(
+        &with("[plugins.x]\nuse = \"nope\"", "[]"),
+        "use = \"nope\"",
+        "unknown plugin kind \"nope\"",
+    );
+    assert_error_at(
+        &with("[plugins.x]\nuse = \"respond\"\nstatus = 99", "[]"),
+        "status = 99",
+        "not a final response status",
+    );
+    assert_error_at(
+        &with(
+            "[plugins.x]\nuse = \"respond\"\nstatus = 410\nbdy = \"x\"",
+            "[]",
+        ),
+        "bdy",
+        "unknown key \"bdy\"",
+    );
+    // A rejected instance is not reported again where a route lists it.
+    let errs = errors(&with(
+        "[plugins.x]\nuse = \"respond\"\nstatus = 99",
+        "[\"x\"]",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
 }

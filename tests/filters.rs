@@ -275,3 +275,90 @@ async fn body_hooks_see_every_byte_and_the_end_hook_hears_the_outcome() {
         "every response body byte passed the hook"
     );
 }
+
+/// The `respond` plugin, configured in the table: `[proxy] plugins` run on every request (also
+/// those that match no route), a route's own after them.
+#[tokio::test]
+async fn plugins_from_the_table_run_in_order_proxy_level_first() {
+    let (legacy, orders) = upstreams().await;
+    let table = r#"
+[proxy]
+default = "legacy"
+plugins = []
+
+[plugins.retired]
+use = "respond"
+status = 410
+body = "orders v1 is retired\n"
+headers = { "cache-control" = "no-store" }
+
+[upstreams.legacy]
+url = "${legacy}"
+
+[upstreams.orders]
+url = "${orders}"
+
+[[routes]]
+name = "orders-v1"
+path = "/api/v1/orders/*"
+upstream = "orders"
+plugins = ["retired"]
+"#;
+    let ficus = Ficus::start(
+        table,
+        &[("legacy", legacy.base()), ("orders", orders.base())],
+    )
+    .await;
+    let gone = client()
+        .get(ficus.url("/api/v1/orders/7"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(gone.status(), StatusCode::GONE);
+    assert_eq!(gone.headers()["cache-control"], "no-store");
+    assert!(gone.headers().contains_key("x-request-id"));
+    assert_eq!(gone.text().await.expect("body"), "orders v1 is retired\n");
+    assert_eq!(orders.hits(), 0);
+    let other = client()
+        .get(ficus.url("/elsewhere"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        served_by(&other),
+        "legacy",
+        "routes without the plugin are untouched"
+    );
+
+    let scrape = Scrape::parse(&ficus.metrics_text());
+    assert_eq!(
+        scrape.value(
+            "ficus_plugin_responses_total",
+            &[
+                ("route", "orders-v1"),
+                ("plugin", "retired"),
+                ("status", "410")
+            ]
+        ),
+        1.0
+    );
+
+    // A proxy-level instance answers even requests that match no route.
+    let maintenance = table.replace("plugins = []", "plugins = [\"retired\"]");
+    let ficus = Ficus::start(
+        &maintenance,
+        &[("legacy", legacy.base()), ("orders", orders.base())],
+    )
+    .await;
+    let resp = client()
+        .get(ficus.url("/elsewhere"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::GONE);
+    assert_eq!(
+        legacy.hits(),
+        1,
+        "only the first instance's request reached legacy"
+    );
+}

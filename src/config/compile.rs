@@ -19,13 +19,14 @@ use toml::Spanned;
 
 use super::checks::one_line;
 use super::diagnostics::{name_list, LineIndex, Problems, HINT_NAMES};
-use super::raw::{RawFile, Scalar};
+use super::raw::{RawFile, Scalar, Section};
 use super::upstreams::{self, UpstreamPlan};
 use super::{proxy, routes, units};
 use crate::filters::FilterChain;
 use crate::routing::{Route, RouteIndex, RouteTable, UpstreamId, VersionSource};
 use crate::settings::ProxySettings;
 use crate::upstream::Upstream;
+use ficus_plugin::Filter;
 
 /// Everything checked, nothing resolved yet.
 #[derive(Debug)]
@@ -36,6 +37,8 @@ pub(crate) struct Plan {
     upstream_ids: HashMap<String, UpstreamId>,
     default_upstream: UpstreamId,
     routes: Vec<Route>,
+    /// `[proxy] plugins`: the chain of requests that match no route.
+    default_filters: FilterChain,
 }
 
 /// What every check needs: the problems so far, the upstream names, and the text (for hints
@@ -43,6 +46,11 @@ pub(crate) struct Plan {
 pub(crate) struct Ctx<'a> {
     pub problems: &'a mut Problems,
     pub upstreams: UpstreamNames,
+    /// `[plugins.NAME]` instances by name; `None` for one whose section was rejected.
+    plugins: HashMap<&'a str, Option<Arc<dyn Filter>>>,
+    plugin_names: Vec<&'a str>,
+    /// `[proxy] plugins`, which run before every route's own.
+    pub proxy_plugins: Vec<Arc<dyn Filter>>,
     text: &'a str,
     lines: OnceCell<LineIndex<'a>>,
 }
@@ -72,6 +80,37 @@ impl Ctx<'_> {
             hint,
         );
         None
+    }
+
+    /// The instances a `plugins = [...]` list names, in order; `None` when one is unknown (an
+    /// error at its name) or was rejected (already reported).
+    pub fn plugins(
+        &mut self,
+        list: Option<&Spanned<Vec<Spanned<String>>>>,
+    ) -> Option<Vec<Arc<dyn Filter>>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for name in list.map_or(&[][..], |l| l.get_ref().as_slice()) {
+            match self.plugins.get(name.get_ref().as_str()) {
+                Some(Some(filter)) => out.push(Arc::clone(filter)),
+                Some(None) => ok = false,
+                None => {
+                    let hint = if self.plugin_names.is_empty() {
+                        "no plugins are defined; add [plugins.NAME] with use = \"KIND\"".to_string()
+                    } else {
+                        let names = self.plugin_names.iter().copied();
+                        format!("known: {}", name_list(names, HINT_NAMES))
+                    };
+                    self.problems.hinted(
+                        name.span(),
+                        format!("unknown plugin {:?}", name.get_ref()),
+                        hint,
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     /// `f(value)`, or its error at the value's span.
@@ -182,6 +221,7 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
         upstreams,
         upstreams_span,
         routes,
+        plugins,
     } = raw;
     let names: Vec<String> = upstreams.iter().map(|u| u.name.get_ref().clone()).collect();
     let mut ctx = Ctx {
@@ -194,6 +234,12 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
                 .collect(),
             names,
         },
+        plugins: plugins
+            .iter()
+            .map(|p| (p.name.get_ref().as_str(), p.filter.clone()))
+            .collect(),
+        plugin_names: plugins.iter().map(|p| p.name.get_ref().as_str()).collect(),
+        proxy_plugins: Vec::new(),
         text,
         lines: OnceCell::new(),
     };
@@ -206,6 +252,12 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
             "add [upstreams.NAME] with url = \"http://host:port\"",
         );
     }
+    let proxy_list = match proxy {
+        Section::Parsed(p) => p.get_ref().plugins.as_ref(),
+        Section::Missing | Section::Rejected => None,
+    };
+    let proxy_plugins = ctx.plugins(proxy_list);
+    ctx.proxy_plugins = proxy_plugins.clone().unwrap_or_default();
     let proxy = proxy::settings(&mut ctx, proxy);
     let client_version = proxy::version_source(&mut ctx, client_version);
     let upstreams: Vec<Option<UpstreamPlan>> = upstreams
@@ -217,12 +269,20 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
     if ctx.problems.len() != before {
         return None;
     }
-    let (Some((proxy, default_upstream)), Some(client_version), Some(upstreams), Some(routes)) = (
+    let (
+        Some((proxy, default_upstream)),
+        Some(client_version),
+        Some(upstreams),
+        Some(routes),
+        Some(proxy_plugins),
+    ) = (
         proxy,
         client_version,
         upstreams.into_iter().collect::<Option<Vec<_>>>(),
         routes,
-    ) else {
+        proxy_plugins,
+    )
+    else {
         return None;
     };
     Some(Plan {
@@ -232,6 +292,7 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
         upstream_ids: ctx.upstreams.ids,
         default_upstream,
         routes,
+        default_filters: FilterChain::with_plugins(proxy_plugins),
     })
 }
 
@@ -244,6 +305,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         upstream_ids,
         default_upstream,
         routes,
+        default_filters,
     } = plan;
     let before = problems.len();
     let mut built = Vec::with_capacity(upstreams.len());
@@ -273,7 +335,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         upstreams: built,
         upstream_ids,
         default_upstream,
-        default_filters: FilterChain::builtin(),
+        default_filters,
         routes,
         index,
         version: String::new(),

@@ -47,6 +47,8 @@ pub(crate) fn settings(
         shutdown_delay,
         threads,
         log_format,
+        // Resolved with the plugin instances, by `compile::validate`.
+        plugins: _,
     } = raw.get_ref();
 
     let listen = listen_addresses(ctx, listen.as_ref());

@@ -11,7 +11,8 @@
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+pub(crate) use ficus_plugin::config::KeyedList;
+use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
@@ -26,6 +27,8 @@ pub(crate) struct RawFile {
     pub upstreams_span: Option<Range<usize>>,
     /// In file order.
     pub routes: Vec<Section<Spanned<RawRoute>>>,
+    /// `[plugins.NAME]`, in file order, already built by their kinds.
+    pub plugins: Vec<super::plugins::PluginEntry>,
 }
 
 /// A section of the file: absent, present but not readable (already reported), or read.
@@ -57,6 +60,8 @@ pub(crate) struct RawProxy {
     pub shutdown_delay: Option<Spanned<String>>,
     pub threads: Option<Spanned<Scalar>>,
     pub log_format: Option<Spanned<String>>,
+    /// Plugins run on every request, before the route's own (also when no route matches).
+    pub plugins: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +116,7 @@ pub(crate) struct RawRoute {
     pub fallback_unsafe: Option<Spanned<bool>>,
     pub shadow: Option<Spanned<RawShadow>>,
     pub webhook: Option<Spanned<RawWebhook>>,
+    pub plugins: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[routes.shadow]`
@@ -226,30 +232,5 @@ impl<'de> Deserialize<'de> for Scalar {
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-/// A table of free-form keys (header names, upstream names, JSON Pointers) in file order, each
-/// key with its span.
-#[derive(Debug)]
-pub(crate) struct KeyedList<V>(pub Vec<(Spanned<String>, V)>);
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedList<V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Vis<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
-            type Value = KeyedList<V>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a table")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyedList<V>, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(KeyedList(entries))
-            }
-        }
-        d.deserialize_map(Vis(std::marker::PhantomData))
     }
 }

@@ -15,7 +15,7 @@ use super::raw::{
     RawUpstreamEntry, RawWebhook, Section,
 };
 
-const TOP_KEYS: &[&str] = &["proxy", "client_version", "upstreams", "routes"];
+const TOP_KEYS: &[&str] = &["proxy", "client_version", "upstreams", "routes", "plugins"];
 
 const PROXY: Shape = Shape {
     keys: keys_of::<RawProxy>,
@@ -67,6 +67,7 @@ pub(crate) fn read(root: DeTable<'_>, problems: &mut Problems) -> RawFile {
                 file.upstreams = upstreams(node, problems);
             }
             "routes" => file.routes = routes(node, problems),
+            "plugins" => file.plugins = super::plugins::read(node, problems),
             other => problems.push(unknown_key(other, key.span(), TOP_KEYS)),
         }
     }

@@ -55,6 +55,7 @@ fn route(
         fallback_unsafe,
         shadow,
         webhook,
+        plugins,
     } = raw.get_ref();
     let span = raw.span();
     let label = match name {
@@ -103,6 +104,10 @@ fn route(
         None => Some(None),
         Some(raw) => webhook::compile(ctx, raw).map(Some),
     };
+    let filters = ctx.plugins(plugins.as_ref()).map(|own| {
+        let all = ctx.proxy_plugins.iter().cloned().chain(own).collect();
+        FilterChain::with_plugins(all)
+    });
 
     Some(Route {
         name: name?.into(),
@@ -118,7 +123,7 @@ fn route(
             target: target?,
             fallback: fallback?,
             fallback_unsafe: fallback_unsafe?,
-            filters: FilterChain::builtin(),
+            filters: filters?,
             shadow: shadow?,
             webhook: webhook?,
         },

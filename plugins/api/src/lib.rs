@@ -23,6 +23,7 @@
 //!
 //! Plugin crates depend on this crate only, never on ficus; ficus registers them by kind name.
 
+pub mod config;
 mod ctx;
 mod head;
 
@@ -33,6 +34,7 @@ pub use bytes::Bytes;
 pub use ctx::{Attempt, FilterCtx, RequestEnd};
 pub use head::{RequestHead, ResponseHead};
 pub use http;
+pub use toml;
 
 /// A boxed future, as the async hooks return it.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -115,6 +117,20 @@ impl std::fmt::Display for FilterError {
 }
 
 impl std::error::Error for FilterError {}
+
+/// A kind of plugin (`use = "KIND"` in `[plugins.NAME]`): reads an instance's section and
+/// builds its filter. Building does no I/O (a kind that needs some, such as fetching a key set,
+/// starts it in the background); every problem in the section goes to `diags`, with its span.
+pub trait PluginKind: Send + Sync + 'static {
+    /// The name `use` gives it.
+    fn kind(&self) -> &'static str;
+
+    fn build(
+        &self,
+        section: config::Section<'_>,
+        diags: &mut config::Diagnostics,
+    ) -> Option<std::sync::Arc<dyn Filter>>;
+}
 
 /// One step of a route's filter chain. Every hook has a default that does nothing; a filter
 /// implements the ones it names in [`Filter::hooks`].

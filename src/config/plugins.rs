@@ -1,0 +1,106 @@
+//! `[plugins.NAME]`: named plugin instances. Each section's `use` names its kind
+//! ([`crate::plugins`]); the kind reads the rest of the section and builds the instance's filter
+//! (no I/O), reporting its problems with their spans like every other section.
+
+use std::sync::Arc;
+
+use ficus_plugin::config::{Diagnostics, Node, Section};
+use ficus_plugin::Filter;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::de::absorb;
+use super::diagnostics::Problems;
+
+/// One `[plugins.NAME]`: the name is known even when the section is rejected, so routes that
+/// list it are not reported as well.
+pub(crate) struct PluginEntry {
+    pub name: Spanned<String>,
+    pub filter: Option<Arc<dyn Filter>>,
+}
+
+impl std::fmt::Debug for PluginEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEntry")
+            .field("name", self.name.get_ref())
+            .field("built", &self.filter.is_some())
+            .finish()
+    }
+}
+
+/// Every instance of the `plugins` table, in file order.
+pub(crate) fn read(node: Node<'_>, problems: &mut Problems) -> Vec<PluginEntry> {
+    let span = node.span();
+    let DeValue::Table(entries) = node.into_inner() else {
+        problems.hinted(
+            span,
+            "`plugins` must be a table of named plugins",
+            "write [plugins.NAME] with use = \"KIND\"",
+        );
+        return Vec::new();
+    };
+    entries
+        .into_iter()
+        .map(|(key, body)| {
+            let name = Spanned::new(key.span(), key.into_inner().into_owned());
+            let filter = instance(&name, body, problems);
+            PluginEntry { name, filter }
+        })
+        .collect()
+}
+
+fn instance(
+    name: &Spanned<String>,
+    body: Node<'_>,
+    problems: &mut Problems,
+) -> Option<Arc<dyn Filter>> {
+    let span = body.span();
+    let DeValue::Table(table) = body.into_inner() else {
+        problems.hinted(
+            span,
+            format!("plugin {:?} must be a table", name.get_ref()),
+            "write [plugins.NAME] with use = \"KIND\" and the kind's keys",
+        );
+        return None;
+    };
+    let mut kind = None;
+    let mut rest = DeTable::new();
+    for (k, v) in table {
+        if k.get_ref().as_ref() == "use" {
+            kind = Some(v);
+        } else {
+            rest.insert(k, v);
+        }
+    }
+    let known = || {
+        let kinds: Vec<&str> = crate::plugins::kinds().iter().map(|k| k.kind()).collect();
+        format!("known kinds: {}", kinds.join(", "))
+    };
+    let Some(kind) = kind else {
+        problems.hinted(
+            span,
+            format!("plugin {:?} has no `use`", name.get_ref()),
+            format!("add use = \"KIND\"; {}", known()),
+        );
+        return None;
+    };
+    let kind_span = kind.span();
+    let DeValue::String(kind_name) = kind.into_inner() else {
+        problems.hinted(kind_span, "`use` must be a string", known());
+        return None;
+    };
+    let Some(kind) = crate::plugins::kind(&kind_name) else {
+        problems.hinted(
+            kind_span,
+            format!("unknown plugin kind {:?}", kind_name.as_ref()),
+            known(),
+        );
+        return None;
+    };
+    let mut diags = Diagnostics::default();
+    let node = Spanned::new(span, DeValue::Table(rest));
+    let built = kind.build(Section::new(name.get_ref(), node), &mut diags);
+    let failed = !diags.is_empty();
+    absorb(problems, diags);
+    built.filter(|_| !failed)
+}
