@@ -5,8 +5,11 @@
 //! - [`FicusProcess`] is a running `ficus` whose stdout and stderr go to a log file in that dir.
 //!   Dropping it sends SIGKILL if the process still runs, and prints the log when the test
 //!   failed.
-//! - Every wait polls with a deadline: readiness (both ports accept and `/readyz` answers 200,
-//!   then the signal handlers are installed), an exit, a line in the log.
+//! - Every wait has a deadline. An exit is awaited on the child itself
+//!   ([`FicusProcess::wait_exit`]), a line in the log on the file's change events
+//!   ([`wait_for_change`]). Readiness (both ports accept and `/readyz` answers 200, then the
+//!   signal handlers are installed) has no event to wait on, so [`FicusProcess::wait_ready`] and
+//!   [`FicusProcess::wait_catches`] poll.
 //!
 //! A process gets a signal only once `/proc/PID/status` shows it catches that signal: before its
 //! handler is installed, SIGTERM or SIGHUP would kill it with the default action.
@@ -19,7 +22,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::{oneshot, Notify};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_ficus");
@@ -27,7 +33,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ficus");
 /// How long a child gets to start serving.
 pub const START_LIMIT: Duration = Duration::from_secs(15);
 
-/// The pause between two polls.
+/// The pause between two polls of what has no event to wait on (see [`FicusProcess::wait_ready`]).
 const POLL: Duration = Duration::from_millis(20);
 
 /// The signals `ficus run` handles; readiness waits until it catches all of them.
@@ -226,38 +232,45 @@ impl FicusProcess {
         self.status
     }
 
-    /// Waits for the process to exit, at most `limit`.
+    /// Waits for the process to exit, at most `limit`, and returns its status (which
+    /// [`FicusProcess::try_status`] then also returns).
     pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.try_status() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} (pid {}) did not exit within {limit:?}",
-                self.name,
-                self.pid
-            );
-            tokio::time::sleep(POLL).await;
+        if let Some(status) = self.try_status() {
+            return status;
         }
+        if tokio::time::timeout(limit, exited(self.pid)).await.is_err() {
+            panic!(
+                "{} (pid {}) did not exit within {limit:?}",
+                self.name, self.pid
+            );
+        }
+        self.try_status().unwrap_or_else(|| {
+            panic!(
+                "{} (pid {}) exited but cannot be reaped",
+                self.name, self.pid
+            )
+        })
     }
 
-    /// Waits until the log contains `needle`, at most `limit`.
+    /// Waits until the log contains `needle`, at most `limit`. The log is read again on every
+    /// change event of its file.
     pub async fn wait_for_log(&mut self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log_text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not log {needle:?} within {limit:?}",
-                self.name
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        let found = wait_for_change(&self.log, limit, || self.log_text().contains(needle)).await;
+        assert!(
+            found,
+            "{} did not log {needle:?} within {limit:?}",
+            self.name
+        );
     }
 
     /// Waits until `listen` and `admin` accept connections, `/readyz` answers 200 and the
     /// process catches every signal in [`HANDLED`]. Fails if the process exits first.
+    ///
+    /// This polls every [`POLL`], because none of these has an event to wait on: ficus logs
+    /// nothing when Pingora has bound its ports (it binds them asynchronously, after "Bootstrap
+    /// done"), nothing tells another process that a port started to accept, and the kernel sends
+    /// no notification when a process installs a signal handler (`/proc/PID/status` only shows
+    /// it).
     pub async fn wait_ready(
         &mut self,
         listen: SocketAddr,
@@ -301,7 +314,8 @@ impl FicusProcess {
         }
     }
 
-    /// Waits until the process catches every one of `signals`.
+    /// Waits until the process catches every one of `signals`. Polls `/proc/PID/status` every
+    /// [`POLL`]: the kernel sends no notification when a process installs a signal handler.
     pub async fn wait_catches(&mut self, signals: &[libc::c_int], limit: Duration) {
         let deadline = Instant::now() + limit;
         while !catches(self.pid, signals) {
@@ -350,6 +364,72 @@ pub fn catches(pid: libc::pid_t, signals: &[libc::c_int]) -> bool {
         return false;
     };
     signals.iter().all(|&s| mask & (1u64 << (s - 1)) != 0)
+}
+
+/// Resolves once process `pid` (our child) has exited. A thread blocks in `waitid(2)` with
+/// `WNOWAIT`, which returns at the exit but leaves the child unreaped: `Child::try_wait` then
+/// reaps it and records its status as before, and the pid cannot be reused meanwhile. If the
+/// future is dropped first, the thread ends when the child does (dropping a [`FicusProcess`]
+/// kills it).
+fn exited(pid: libc::pid_t) -> oneshot::Receiver<()> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("waitid-{pid}"))
+        .spawn(move || {
+            loop {
+                // SAFETY: waitid(2) on our own child, with a zeroed siginfo_t for it to fill.
+                let rc = unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(
+                        libc::P_PID,
+                        pid as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOWAIT,
+                    )
+                };
+                let interrupted = rc == -1
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+                if !interrupted {
+                    // Exited, or already reaped (ECHILD): either way there is nothing to wait for.
+                    break;
+                }
+            }
+            let _ = tx.send(());
+        })
+        .expect("start a thread to wait for the child");
+    rx
+}
+
+/// Waits until `check` holds, at most `limit`: `check` runs at once and then again on every
+/// change event of `path` (a file, or a directory for what happens in it). Returns whether it
+/// held in time.
+pub async fn wait_for_change(
+    path: &Path,
+    limit: Duration,
+    mut check: impl FnMut() -> bool,
+) -> bool {
+    use notify::Watcher;
+    let changed = Arc::new(Notify::new());
+    // `notify_one` keeps a permit when nobody waits, so an event that comes between a check and
+    // the wait after it is not lost.
+    let mut watcher = notify::recommended_watcher({
+        let changed = changed.clone();
+        move |_: notify::Result<notify::Event>| changed.notify_one()
+    })
+    .expect("create a file watcher");
+    watcher
+        .watch(path, notify::RecursiveMode::NonRecursive)
+        .unwrap_or_else(|e| panic!("watch {}: {e}", path.display()));
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check() {
+        if tokio::time::timeout_at(deadline, changed.notified())
+            .await
+            .is_err()
+        {
+            return check();
+        }
+    }
+    true
 }
 
 /// A client that opens a new connection for every request (no pooled connection outlives the
