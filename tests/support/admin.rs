@@ -1,7 +1,8 @@
 //! Helpers for the reload and admin API tests: a ficus serving a route table from a file in its
 //! own temp dir (through `ficus::server::spawn_file`, so the file is watched and the admin API
-//! runs), ways to save that file as editors and Kubernetes do, a bounded poll for behaviour that
-//! a file watcher changes with no other signal, and a parser for the Prometheus text format.
+//! runs), ways to save that file as editors and Kubernetes do, [`eventually`] (a bounded poll,
+//! the one wait here that does not wait on a signal: see its doc for why), and a parser for the
+//! Prometheus text format.
 //!
 //! Declared from a test file with `#[path = "support/admin.rs"] mod admin_support;` next to
 //! `mod support;`, whose fake upstreams and clients it uses.
@@ -25,7 +26,7 @@ use crate::support::{client, closed_port, served_by};
 /// machine without letting a broken watcher hang a test.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
-/// The pause between two looks at the behaviour being waited for.
+/// The pause between two looks of [`eventually`] at the behaviour being waited for.
 const POLL: Duration = Duration::from_millis(20);
 
 /// Under `cargo test` the tests of a binary share one process, and a SIGHUP reaches every ficus
@@ -43,8 +44,13 @@ pub async fn exclusive() -> tokio::sync::RwLockWriteGuard<'static, ()> {
     SIGNALS.write().await
 }
 
-/// Polls `probe` every few milliseconds until it returns `Ok`, and panics with `what` and the
-/// last `Err` once [`DEADLINE`] has passed.
+/// Polls `probe` every [`POLL`] until it returns `Ok`, and panics with `what` and the last `Err`
+/// once [`DEADLINE`] has passed.
+///
+/// It polls because what it waits for has no signal a test can wait on: the server's file watcher
+/// applies a change on its own thread, after a debounce, by swapping the route table (an
+/// `ArcSwap`, which tells nobody) and counting the outcome in the metrics (which nobody can
+/// subscribe to). So the test looks again, over HTTP, at what a client would see.
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,

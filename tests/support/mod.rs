@@ -9,7 +9,11 @@
 //! - [`client`] and [`raw_exchange`] are the clients: reqwest for well-formed HTTP, a raw
 //!   `TcpStream` for what reqwest refuses to send.
 //!
-//! Nothing here sleeps: readiness is awaited in `server::spawn`, and every wait is on a future.
+//! Nothing in this file sleeps or polls: every wait is on a future (an accept, a channel, a
+//! `Notify`). Readiness is `ficus::server::spawn`'s own: it returns once the ports accept, which
+//! it learns by polling a connect, since Pingora says nothing when it has bound them. The
+//! sibling helpers poll only where no signal exists: `process.rs` for a child's readiness and
+//! signal handlers, `admin.rs` (`eventually`) for a change the file watcher applies.
 
 #![allow(dead_code)]
 
