@@ -222,19 +222,17 @@ async fn load_client(id: usize, url: String, load: Arc<Load>) {
 async fn start_upgrade(setup: &Setup, old: &FicusProcess) -> (FicusProcess, Instant) {
     let mut new = setup.spawn("new", &["--upgrade"]);
     let sock = setup.data_dir.join("upgrade.sock");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !sock.exists() {
-        assert!(
-            new.try_status().is_none(),
-            "the new process exited before it waited for the sockets"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the new process did not create {}",
-            sock.display()
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    let created =
+        process::wait_for_change(&setup.data_dir, Duration::from_secs(5), || sock.exists()).await;
+    assert!(
+        created,
+        "the new process did not create {} within 5 s ({})",
+        sock.display(),
+        match new.try_status() {
+            Some(status) => format!("it exited with {status}"),
+            None => "it still runs".to_string(),
+        }
+    );
     old.signal(libc::SIGQUIT);
     (new, Instant::now())
 }
@@ -424,26 +422,17 @@ async fn sighup_reloads_the_table() {
     );
     ficus.signal(libc::SIGHUP);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let resp = client
-            .get(&url)
-            .send()
-            .await
-            .expect("request during the reload");
-        assert_eq!(resp.status(), 200);
-        if who(resp) == "orders" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new route does not answer 5 s after SIGHUP"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    // The reload logs once the new table is in place, so the next request takes the new route.
     ficus
         .wait_for_log("route table applied", Duration::from_secs(5))
         .await;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .expect("request after the reload");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(who(resp), "orders", "the new route does not answer");
     let log = ficus.log_text();
     let applied: Vec<&str> = log
         .lines()
