@@ -39,6 +39,8 @@
 #   KEEP_WORK=0         1 keeps the temporary directory (configs, logs, pid files, wrk output);
 #                       it is in /dev/shm when there is one (so are the access logs), else TMPDIR
 #   OTHER_LOAD_WARN=5   flag runs during which other programs took more than this % of a core
+#   FICUS_BIN=path      measure this ficus binary instead of building one (an A/B against another
+#                       commit: build it in a worktree, then run once with each binary)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -115,6 +117,14 @@ install_missing() {
 }
 
 build_ficus() {
+    if [ -n "${FICUS_BIN:-}" ]; then
+        # A given binary (another commit's build, for an A/B): only the bare proxy is built.
+        [ -x "$FICUS_BIN" ] || die "FICUS_BIN=$FICUS_BIN is not an executable"
+        say "using $FICUS_BIN; building the bare Pingora proxy"
+        (cd "$ROOT" && cargo build --release --example bare_pingora) || die "cargo build --release failed"
+        PINGORA_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/bare_pingora
+        return
+    fi
     say "building ficus and the bare Pingora proxy (cargo build --release)"
     (cd "$ROOT" && cargo build --release --bin ficus --example bare_pingora) || die "cargo build --release failed"
     FICUS_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ficus

@@ -132,6 +132,9 @@ pub fn render_text(e: &Explanation) -> String {
     if let Some(f) = &e.fallback {
         out.push_str(&format!("fallback: {f}\n"));
     }
+    if !e.plugins.is_empty() {
+        out.push_str(&format!("plugins:  {}\n", e.plugins.join(", ")));
+    }
     match &e.shadow {
         Some(s) => out.push_str(&format!(
             "shadow:   {} to {} at {}% ({})\n",

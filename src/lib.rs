@@ -11,12 +11,15 @@
 //! 3. [`proxy`] runs the route's [`filters`] chain (the built-ins set the request id, trace context
 //!    and forwarding headers; a plugin may answer at once), sends the request to the upstream,
 //!    falls back to the route's fallback upstream on a connect failure, timeout or 5xx, and maps
-//!    errors to 502/504.
+//!    errors to a status (502, 503, 504);
+//! 4. [`upstream`] picks the endpoint (round robin over the healthy ones, DNS re-resolved and
+//!    health-checked in the background); its state outlives a table through [`state`].
 //!
 //! [`config`] reads `routes.toml` in two layers (serde structs that mirror the file, then a compile
 //! step that validates everything in one pass and builds the immutable table); [`settings`] holds
-//! the process-wide `[proxy]` settings. [`server`] wires the
-//! Pingora server; [`cli`] implements `check` and `explain`; [`demo`] runs the embedded demo.
+//! the process-wide `[proxy]` settings and [`plugins`] the plugin kinds by name. [`server`] wires
+//! the Pingora server; [`reload`] swaps the table; [`admin`] serves the admin API; [`lifecycle`]
+//! handles signals; [`cli`] implements `check` and `explain`; [`demo`] runs the embedded demo.
 //! [`access_log`] and [`metrics`] record what each request did.
 
 pub mod access_log;
@@ -34,7 +37,8 @@ pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod settings;
+/// State that outlives a route table (kept in the plugin interface crate, for plugins too).
+pub use ficus_plugin::state;
 pub mod shadow;
-pub mod state;
 pub mod upstream;
 pub mod webhook;

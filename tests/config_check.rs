@@ -1282,7 +1282,12 @@ fn bad_upstream_health_and_cap_values_are_reported_at_their_value() {
     assert_error_at(
         &with("max_connections = 0"),
         "max_connections",
-        "at least 1",
+        "a whole number from 1",
+    );
+    assert_error_at(
+        &with("resolve_interval = \"1ms\""),
+        "resolve_interval",
+        "too short",
     );
     assert_error_at(
         &with("health_check = { path = \"healthz\" }"),
@@ -1347,4 +1352,26 @@ fn plugin_sections_and_lists_are_checked_with_their_lines() {
         "[\"x\"]",
     ));
     assert_eq!(errs.len(), 1, "{errs:?}");
+}
+
+#[test]
+fn a_plugin_runs_once_per_chain_and_misspelt_names_get_a_suggestion() {
+    let text = |proxy: &str, route: &str| {
+        format!(
+            "[proxy]\ndefault = \"legacy\"\nplugins = {proxy}\n\n[upstreams.legacy]\nurl = \"http://127.0.0.1:8001\"\n\n\
+             [plugins.gone]\nuse = \"respond\"\nstatus = 410\n\n\
+             [[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"legacy\"\nplugins = {route}\n"
+        )
+    };
+    assert_error_at(
+        &text("[]", "[\"gone\", \"gone\"]"),
+        "plugins = [\"gone\", \"gone\"]",
+        "listed twice",
+    );
+    let both = text("[\"gone\"]", "[\"gone\"]");
+    let d = one_error(&both);
+    assert_eq!(d.line, both.lines().count(), "at the route's list: {d}");
+    assert!(d.message.contains("already runs on every request"), "{d}");
+    let d = one_error(&text("[]", "[\"gnoe\"]"));
+    assert_eq!(d.hint.as_deref(), Some("did you mean \"gone\"?"));
 }

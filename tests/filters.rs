@@ -344,7 +344,12 @@ plugins = ["retired"]
     );
 
     // A proxy-level instance answers even requests that match no route.
-    let maintenance = table.replace("plugins = []", "plugins = [\"retired\"]");
+    let maintenance = table
+        .replace("plugins = []", "plugins = [\"retired\"]")
+        .replace(
+            "upstream = \"orders\"\nplugins = [\"retired\"]",
+            "upstream = \"orders\"",
+        );
     let ficus = Ficus::start(
         &maintenance,
         &[("legacy", legacy.base()), ("orders", orders.base())],

@@ -46,6 +46,7 @@ pub fn routes(table: &RouteTable) -> Value {
                 "split": split,
                 "fallback": r.action.fallback.map(name),
                 "fallback_unsafe": r.action.fallback_unsafe,
+                "plugins": r.action.filters.plugin_names().collect::<Vec<_>>(),
                 "shadow": r.action.shadow.as_ref().map(|s| json!({"upstream": name(s.upstream), "percent": s.percent})),
                 "webhook": r.action.webhook.as_ref().map(|w| json!({"event": w.event, "url": w.url})),
             })

@@ -88,18 +88,48 @@ impl Ctx<'_> {
         &mut self,
         list: Option<&Spanned<Vec<Spanned<String>>>>,
     ) -> Option<Vec<Arc<dyn Filter>>> {
-        let mut out = Vec::new();
+        let mut out: Vec<Arc<dyn Filter>> = Vec::new();
         let mut ok = true;
-        for name in list.map_or(&[][..], |l| l.get_ref().as_slice()) {
+        let names = list.map_or(&[][..], |l| l.get_ref().as_slice());
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].iter().any(|n| n.get_ref() == name.get_ref()) {
+                self.problems.hinted(
+                    name.span(),
+                    format!("plugin {:?} is listed twice", name.get_ref()),
+                    "list each plugin once; it runs where it is first listed",
+                );
+                ok = false;
+                continue;
+            }
+            if self
+                .proxy_plugins
+                .iter()
+                .any(|f| f.name() == name.get_ref())
+            {
+                self.problems.hinted(
+                    name.span(),
+                    format!("plugin {:?} already runs on every request", name.get_ref()),
+                    "it is listed in [proxy] plugins; remove it here",
+                );
+                ok = false;
+                continue;
+            }
             match self.plugins.get(name.get_ref().as_str()) {
                 Some(Some(filter)) => out.push(Arc::clone(filter)),
                 Some(None) => ok = false,
                 None => {
-                    let hint = if self.plugin_names.is_empty() {
-                        "no plugins are defined; add [plugins.NAME] with use = \"KIND\"".to_string()
-                    } else {
-                        let names = self.plugin_names.iter().copied();
-                        format!("known: {}", name_list(names, HINT_NAMES))
+                    let closest =
+                        ficus_plugin::config::closest_key(name.get_ref(), &self.plugin_names);
+                    let hint = match closest {
+                        Some(k) => format!("did you mean {k:?}?"),
+                        None if self.plugin_names.is_empty() => {
+                            "no plugins are defined; add [plugins.NAME] with use = \"KIND\""
+                                .to_string()
+                        }
+                        None => {
+                            let names = self.plugin_names.iter().copied();
+                            format!("known: {}", name_list(names, HINT_NAMES))
+                        }
                     };
                     self.problems.hinted(
                         name.span(),
@@ -165,7 +195,7 @@ impl Ctx<'_> {
     pub fn count(
         &mut self,
         value: Option<&Spanned<Scalar>>,
-        min: u64,
+        range: std::ops::RangeInclusive<u64>,
         default: u64,
         key: &str,
     ) -> Option<u64> {
@@ -173,19 +203,43 @@ impl Ctx<'_> {
             return Some(default);
         };
         let n = match v.get_ref() {
-            Scalar::Integer(n) => u64::try_from(*n).ok().filter(|n| *n >= min),
+            Scalar::Integer(n) => u64::try_from(*n).ok().filter(|n| range.contains(n)),
             Scalar::Float(_) | Scalar::String(_) => None,
         };
         if n.is_none() {
             self.problems.error(
                 v.span(),
                 format!(
-                    "{key} must be a whole number of at least {min}, got {}",
+                    "{key} must be a whole number from {} to {}, got {}",
+                    range.start(),
+                    range.end(),
                     v.get_ref()
                 ),
             );
         }
         n
+    }
+
+    /// Like [`Ctx::timeout`], for an interval that must not be shorter than `floor` (a
+    /// background task that ran every millisecond would be a busy loop).
+    pub fn interval(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        default: Duration,
+        floor: Duration,
+    ) -> Option<Duration> {
+        let d = self.timeout(value, default)?;
+        match value {
+            Some(v) if d < floor => {
+                self.problems.hinted(
+                    v.span(),
+                    format!("{:?} is too short", v.get_ref()),
+                    format!("write at least {}ms", floor.as_millis()),
+                );
+                None
+            }
+            _ => Some(d),
+        }
     }
 
     /// A required key: the value, or an error at the span of the section that lacks it (unless

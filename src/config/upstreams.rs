@@ -1,5 +1,7 @@
 //! `[upstreams.NAME]`: checked here, resolved later by [`super::compile::build`].
 
+use std::time::Duration;
+
 use toml::Spanned;
 
 use super::compile::Ctx;
@@ -75,7 +77,11 @@ pub(crate) fn compile(ctx: &mut Ctx, entry: &RawUpstreamEntry) -> Option<Upstrea
     let defaults = UpstreamOptions::default();
     let connect_timeout = ctx.timeout(connect_timeout.as_ref(), defaults.connect_timeout);
     let read_timeout = ctx.timeout(read_timeout.as_ref(), defaults.read_timeout);
-    let resolve_interval = ctx.timeout(resolve_interval.as_ref(), defaults.resolve_interval);
+    let resolve_interval = ctx.interval(
+        resolve_interval.as_ref(),
+        defaults.resolve_interval,
+        Duration::from_secs(1),
+    );
     let health_check = match health_check {
         None => Some(None),
         Some(raw) => health(ctx, raw.get_ref()).map(Some),
@@ -83,14 +89,14 @@ pub(crate) fn compile(ctx: &mut Ctx, entry: &RawUpstreamEntry) -> Option<Upstrea
     let max_connections = match max_connections {
         None => Some(None),
         Some(v) => ctx
-            .count(Some(v), 1, 1, "max_connections")
+            .count(Some(v), 1..=1_000_000, 1, "max_connections")
             .and_then(|n| usize::try_from(n).ok())
             .map(Some),
     };
     let eject_after = ctx
         .count(
             eject_after.as_ref(),
-            0,
+            0..=1_000_000,
             u64::from(defaults.eject_after),
             "eject_after",
         )
@@ -139,17 +145,17 @@ fn health(ctx: &mut Ctx, raw: &RawHealthCheck) -> Option<HealthCheckSpec> {
             None
         }
     };
-    let interval = ctx.timeout(interval.as_ref(), d.interval);
+    let interval = ctx.interval(interval.as_ref(), d.interval, Duration::from_millis(50));
     let timeout = ctx.timeout(timeout.as_ref(), d.timeout);
     let unhealthy = ctx.count(
         unhealthy_after.as_ref(),
-        1,
+        1..=1000,
         d.unhealthy_after as u64,
         "unhealthy_after",
     );
     let healthy = ctx.count(
         healthy_after.as_ref(),
-        1,
+        1..=1000,
         d.healthy_after as u64,
         "healthy_after",
     );

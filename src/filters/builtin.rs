@@ -11,13 +11,15 @@ use ficus_plugin::{
 
 use super::headers::{self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
 
-/// The built-ins, in the order they run.
+/// The built-ins, in the order they run. `HopByHop` comes first so that, at the response phase,
+/// it strips what the upstream's `Connection` header names before anything is added: an
+/// upstream saying `Connection: x-request-id` cannot take the request id away.
 pub fn all() -> Vec<Arc<dyn Filter>> {
     vec![
+        Arc::new(HopByHop),
         Arc::new(RequestId),
         Arc::new(TraceContext),
         Arc::new(ForwardedHeaders),
-        Arc::new(HopByHop),
     ]
 }
 

@@ -86,10 +86,15 @@ impl FilterChain {
     }
 
     fn with(&self, hook: Hooks) -> impl Iterator<Item = &Arc<dyn Filter>> {
-        let any = self.hooks.contains(hook);
-        self.filters
+        // No filter of the chain uses the hook: nothing to walk.
+        let filters = if self.hooks.contains(hook) {
+            &self.filters[..]
+        } else {
+            &[]
+        };
+        filters
             .iter()
-            .filter(move |(h, _)| any && h.contains(hook))
+            .filter(move |(h, _)| h.contains(hook))
             .map(|(_, f)| f)
     }
 

@@ -154,3 +154,20 @@ fn responses_get_the_request_id_and_lose_hop_by_hop_headers() {
     assert!(!resp.headers.contains_key("trailer"));
     assert_eq!(resp.headers["content-type"], "text/plain");
 }
+
+#[test]
+fn an_upstream_cannot_strip_the_request_id_through_its_connection_header() {
+    let chain = FilterChain::builtin();
+    let mut cx = FilterCtx::default();
+    let mut req = request(true);
+    assert!(chain.on_request(&mut req, &mut cx).is_none());
+    let mut resp = http::Response::builder()
+        .header("connection", "x-request-id")
+        .header("x-request-id", "forged")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    chain.on_response(&mut resp, &mut cx);
+    assert_eq!(resp.headers["x-request-id"], req.headers["x-request-id"]);
+}

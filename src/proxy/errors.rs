@@ -70,6 +70,9 @@ pub fn body_for(status: u16) -> &'static str {
         400 => "400 Bad Request: the request could not be parsed\n",
         408 => "408 Request Timeout: the request was not received in time\n",
         502 => "502 Bad Gateway: no upstream could be reached or it sent an invalid response\n",
+        503 => {
+            "503 Service Unavailable: the upstream is at its max_connections; try again shortly\n"
+        }
         504 => "504 Gateway Timeout: the upstream did not answer in time\n",
         _ => "ficus could not proxy this request\n",
     }

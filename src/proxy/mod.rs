@@ -1,16 +1,25 @@
 //! The Pingora layer: a switchboard that hands each phase to a module testable without sockets.
 //!
 //! ```text
-//! request_filter            load the table once, decide the route (routing), set x-request-id
-//!                           and traceparent
-//!   upstream_peer           the decided upstream, or the route's fallback on a replay
-//!   upstream_request_filter x-forwarded-* (headers)
-//!   fail_to_connect ─┐
-//!   error_while_proxy├──    replay to the fallback upstream? (fallback)
-//!   upstream_response_filter  5xx → replay to the fallback; strip hop-by-hop headers
-//!   response_filter         return x-request-id
+//! request_filter            load the table once, decide the route (routing), run the route's
+//!                           filter chain's request phase (filters: request id, trace context,
+//!                           plugins); a plugin may answer the request itself
+//!   upstream_peer           the decided upstream, or the route's fallback on a replay; a place
+//!                           under its max_connections; an endpoint this request has not failed on
+//!   connected_to_upstream   a fresh connect succeeded: the endpoint's run of failures is over
+//!   upstream_request_filter the chain's per-attempt phase (x-forwarded-*, per-upstream rewrites)
+//!   request_body_filter     the chain's request body hook
+//!   fail_to_connect ─┐      another endpoint, or replay to the fallback upstream? (fallback);
+//!   error_while_proxy├──    a failed endpoint counts towards its ejection
+//!   upstream_response_filter  5xx → replay to the fallback
+//!   response_filter         the chain's response phase (hop-by-hop headers, x-request-id)
+//!   response_body_filter    the chain's response body hook; the upstream's place is freed at the end
 //! fail_to_proxy             the status and short body for the error (errors)
+//! logging                   metrics and the access-log line (accounting); the chain's async
+//!                           request-end hook
 //! ```
+//!
+//! Filters see the heads through `heads`, never as Pingora types.
 
 mod accounting;
 pub mod errors;
@@ -35,7 +44,7 @@ use crate::filters::{headers, FilterChain};
 use crate::metrics::Metrics;
 use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
 use crate::upstream::discovery::EndpointInfo;
-use crate::upstream::{Permit, Pool};
+use crate::upstream::Permit;
 use fallback::Attempt;
 
 /// The route table every request reads: swapped whole on reload, loaded once per request.
@@ -172,10 +181,11 @@ impl ProxyHttp for Ficus {
         match answer {
             None => Ok(false),
             Some(response) => {
+                // Set first: should the write fail halfway, no error page may follow it.
+                ctx.response_started = true;
                 if let Some((chain, cx)) = ctx.chain() {
                     write_filter_response(session, response, chain, cx).await?;
                 }
-                ctx.response_started = true;
                 Ok(true)
             }
         }
@@ -195,6 +205,7 @@ impl ProxyHttp for Ficus {
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "unknown upstream"))?;
         if ctx.upstream != Some(id) {
             // A new upstream (the first attempt, or the fallback): its own endpoints and cap.
+            ctx.upstream = Some(id);
             ctx.tried.clear();
             ctx.permit = None;
             if upstream.pool.capped() {
@@ -206,15 +217,13 @@ impl ProxyHttp for Ficus {
                 })?);
             }
         }
-        ctx.upstream = Some(id);
         // A retry after connect failures avoids the endpoints this request already failed on.
-        let backend = upstream
+        let (addr, info) = upstream
             .pool
             .pick(&ctx.tried)
             .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no endpoint left to try"))?;
-        let (mut peer, info) = Pool::peer(&backend)
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "endpoint without a peer"))?;
-        ctx.endpoint = backend.as_inet().map(|a| (*a, Arc::clone(info)));
+        let mut peer = Box::new(info.peer.clone());
+        ctx.endpoint = Some((addr, info));
         if session.is_upgrade_req() {
             // An upgraded connection (websocket) may rightly stay idle far longer than a response
             // may take: read_timeout would cut it after its first quiet spell.
@@ -278,7 +287,7 @@ impl ProxyHttp for Ficus {
         }
         // Nothing reached the upstream, so any method may try again: first the upstream's
         // endpoints this request has not tried, then the route's fallback.
-        if pool.is_some_and(|p| ctx.tried.len() < p.len()) {
+        if pool.is_some_and(|p| p.worth_retrying(&ctx.tried)) {
             e.set_retry(true);
         } else if let Some(to) = fallback::fallback_for(&ctx.attempt(session)) {
             ctx.fallback = Some(to);
@@ -380,6 +389,10 @@ impl ProxyHttp for Ficus {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
+        if end_of_stream {
+            // The upstream has answered in full: its place under max_connections is free.
+            ctx.permit = None;
+        }
         if let Some((chain, cx)) = ctx.chain().filter(|(c, _)| c.uses(Hooks::RESPONSE_BODY)) {
             chain.on_response_body(body.as_ref(), end_of_stream, cx);
         }
@@ -387,6 +400,7 @@ impl ProxyHttp for Ficus {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.permit = None;
         let wants_end = ctx.chain().is_some_and(|(c, _)| c.uses(Hooks::REQUEST_END));
         let end =
             accounting::finish_request(session, e, ctx, &self.access_log, &self.metrics, wants_end);

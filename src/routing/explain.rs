@@ -20,6 +20,8 @@ pub struct Explanation {
     pub upstream: String,
     pub split: Option<ExplainedSplit>,
     pub fallback: Option<String>,
+    /// The plugins the request runs through, in order (`[proxy]` ones first).
+    pub plugins: Vec<String>,
     pub shadow: Option<ExplainedShadow>,
     pub webhook: Option<ExplainedWebhook>,
 }
@@ -108,6 +110,11 @@ impl RouteTable {
             fallback: route
                 .and_then(|r| r.action.fallback)
                 .map(|id| self.upstream_name(id).to_string()),
+            plugins: route
+                .map_or(&self.default_filters, |r| &r.action.filters)
+                .plugin_names()
+                .map(str::to_string)
+                .collect(),
             shadow: route.and_then(|r| self.explain_shadow(r, req)),
             webhook: route
                 .and_then(|r| r.action.webhook.as_ref())

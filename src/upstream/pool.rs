@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,6 @@ use futures_util::FutureExt;
 use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, Backends, LoadBalancer};
-use pingora::upstreams::peer::HttpPeer;
 
 use super::discovery::{self, DnsDiscovery, EndpointInfo};
 use super::{EndpointUrl, HealthCheckSpec, UpstreamOptions};
@@ -34,12 +33,18 @@ pub struct Pool {
     /// Endpoints ejected after connect failures, and when they come back.
     ejected: Mutex<Vec<(Backend, Instant)>>,
     in_flight: Arc<AtomicUsize>,
+    /// Round robin: where the next request starts its scan of the endpoints.
+    next: AtomicUsize,
     schedule: Mutex<Schedule>,
-    /// A health check is running: the next one waits for it.
+    /// A health check or a resolution is running: the next one waits for it.
     checking: AtomicBool,
-    /// Connect failures seen since the last reset, so a success costs a load, not a lock.
-    any_failures: AtomicU32,
+    resolving: AtomicBool,
+    /// Whether any endpoint has a run of failures, so a success costs a load, not a lock.
+    failing: AtomicBool,
 }
+
+/// How many endpoints one request tries on one upstream before its fallback (if any) takes over.
+pub const MAX_TRIES: usize = 3;
 
 struct Schedule {
     next_resolve: Instant,
@@ -77,15 +82,21 @@ impl Pool {
         let found = DnsDiscovery::new(name, urls, options, initial);
         let mut backends = Backends::new(Box::new(found));
         if let (Some(spec), Some(url)) = (&options.health_check, urls.first()) {
-            backends.set_health_check(health_check(spec, url));
+            backends.set_health_check(health_check(spec, url, options.tls_verify));
         }
         let lb = LoadBalancer::from_backends(backends);
         // The first discovery answers the addresses resolved above, without I/O or waiting.
-        match lb.update().now_or_never() {
-            Some(Ok(())) => {}
-            Some(Err(e)) => tracing::warn!(upstream = name, "no endpoints yet: {e}"),
-            None => tracing::warn!(upstream = name, "endpoints not ready yet"),
-        }
+        let ready = match lb.update().now_or_never() {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                tracing::warn!(upstream = name, "no endpoints yet: {e}");
+                false
+            }
+            None => {
+                tracing::warn!(upstream = name, "endpoints not ready yet");
+                false
+            }
+        };
         let now = Instant::now();
         Pool {
             name: name.to_string(),
@@ -94,12 +105,20 @@ impl Pool {
             failures: Mutex::new(Vec::new()),
             ejected: Mutex::new(Vec::new()),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            next: AtomicUsize::new(0),
             schedule: Mutex::new(Schedule {
-                next_resolve: now + options.resolve_interval,
+                // Had the first discovery not answered at once, the pool would have no endpoints:
+                // resolve again straight away rather than after a whole interval.
+                next_resolve: if ready {
+                    now + options.resolve_interval
+                } else {
+                    now
+                },
                 next_check: options.health_check.as_ref().map(|_| now),
             }),
             checking: AtomicBool::new(false),
-            any_failures: AtomicU32::new(0),
+            resolving: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
         }
     }
 
@@ -107,20 +126,43 @@ impl Pool {
         &self.name
     }
 
-    /// The endpoint for the next attempt: round robin over the healthy ones this request has not
-    /// tried (`avoid`); when none is healthy, any it has not tried (fail open).
-    pub fn pick(&self, avoid: &[SocketAddr]) -> Option<Backend> {
-        let untried = |b: &Backend| avoid.iter().all(|a| Some(*a) != b.as_inet().copied());
-        let n = self.lb.backends().get_backend().len().max(1) * 2;
-        self.lb
-            .select_with(b"", n, |b, ready| ready && untried(b))
-            .or_else(|| self.lb.select_with(b"", n, |b, _| untried(b)))
+    /// The endpoint for the next attempt: round robin over the ready (healthy, not ejected) ones
+    /// this request has not tried (`avoid`); when none is ready, any it has not tried (fail
+    /// open). The scan is this request's own, from one step of the shared counter, so other
+    /// requests picking meanwhile cannot make it skip an endpoint.
+    pub fn pick(&self, avoid: &[SocketAddr]) -> Option<(SocketAddr, Arc<EndpointInfo>)> {
+        let backends = self.lb.backends();
+        let all = backends.get_backend();
+        let n = all.len();
+        if n == 0 {
+            return None;
+        }
+        let start = if n == 1 {
+            0
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed) % n
+        };
+        let untried = |b: &&Backend| b.as_inet().is_some_and(|a| !avoid.contains(a));
+        let ring = || all.iter().cycle().skip(start).take(n);
+        let chosen = ring()
+            .filter(untried)
+            .find(|b| backends.ready(b))
+            .or_else(|| ring().find(untried))?;
+        let addr = *chosen.as_inet()?;
+        let info = chosen.ext.get::<Arc<EndpointInfo>>()?;
+        Some((addr, Arc::clone(info)))
     }
 
-    /// The peer to connect to for `backend`.
-    pub fn peer(backend: &Backend) -> Option<(Box<HttpPeer>, &Arc<EndpointInfo>)> {
-        let info = backend.ext.get::<Arc<EndpointInfo>>()?;
-        Some((Box::new(info.peer.clone()), info))
+    /// Whether a request that failed on the endpoints in `tried` should try another one here:
+    /// an untried endpoint is ready, and it has tried fewer than [`MAX_TRIES`].
+    pub fn worth_retrying(&self, tried: &[SocketAddr]) -> bool {
+        if tried.len() >= MAX_TRIES {
+            return false;
+        }
+        let backends = self.lb.backends();
+        let all = backends.get_backend();
+        all.iter()
+            .any(|b| b.as_inet().is_some_and(|a| !tried.contains(a)) && backends.ready(b))
     }
 
     /// How many endpoints the upstream has now.
@@ -147,13 +189,12 @@ impl Pool {
 
     /// A connect to `addr` succeeded: its run of failures is over.
     pub fn connected(&self, addr: SocketAddr) {
-        if self.any_failures.load(Ordering::Relaxed) == 0 {
+        if !self.failing.load(Ordering::Relaxed) {
             return;
         }
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.retain(|(a, _)| *a != addr);
-        self.any_failures
-            .store(failures.len() as u32, Ordering::Relaxed);
+        self.failing.store(!failures.is_empty(), Ordering::Relaxed);
     }
 
     /// A connect to `addr` failed; after `eject_after` in a row the endpoint is ejected for
@@ -174,8 +215,7 @@ impl Pool {
                     1
                 }
             };
-            self.any_failures
-                .store(failures.len() as u32, Ordering::Relaxed);
+            self.failing.store(true, Ordering::Relaxed);
             run
         };
         if run < self.options.eject_after {
@@ -238,10 +278,16 @@ impl Pool {
             }
             (resolve, check)
         };
-        if resolve {
-            if let Err(e) = self.lb.update().await {
-                tracing::debug!(upstream = self.name, "endpoints unchanged: {e}");
-            }
+        if resolve && !self.resolving.swap(true, Ordering::AcqRel) {
+            // A slow resolver must not hold up the other upstreams' upkeep either.
+            let pool = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Err(e) = pool.lb.update().await {
+                    tracing::debug!(upstream = pool.name, "endpoints unchanged: {e}");
+                }
+                pool.forget_gone();
+                pool.resolving.store(false, Ordering::Release);
+            });
         }
         if check && !self.checking.swap(true, Ordering::AcqRel) {
             // A slow check must not hold up the other upstreams' upkeep.
@@ -254,25 +300,39 @@ impl Pool {
         self.next_due()
     }
 
+    /// Ejected endpoints whose time is up come back, with a clean slate.
     fn readmit(&self, now: Instant) {
-        let mut ejected = self.ejected.lock().unwrap_or_else(|p| p.into_inner());
-        let backends = self.lb.backends();
-        ejected.retain(|(b, until)| {
-            if *until > now {
-                return true;
-            }
-            tracing::info!(upstream = self.name, endpoint = %b.addr, "ejected endpoint back in rotation");
-            backends.set_enable(b, true);
-            false
-        });
-        if !ejected.is_empty() {
-            return;
+        let mut back = Vec::new();
+        {
+            let mut ejected = self.ejected.lock().unwrap_or_else(|p| p.into_inner());
+            let backends = self.lb.backends();
+            ejected.retain(|(b, until)| {
+                if *until > now {
+                    return true;
+                }
+                tracing::info!(upstream = self.name, endpoint = %b.addr, "ejected endpoint back in rotation");
+                backends.set_enable(b, true);
+                back.extend(b.as_inet().copied());
+                false
+            });
         }
-        drop(ejected);
+        if !back.is_empty() {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            failures.retain(|(a, _)| !back.contains(a));
+            self.failing.store(!failures.is_empty(), Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets the failures and ejections of addresses the names no longer resolve to.
+    fn forget_gone(&self) {
+        let all = self.lb.backends().get_backend();
+        let present = |a: &SocketAddr| all.iter().any(|b| b.as_inet() == Some(a));
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.retain(|(_, n)| *n < self.options.eject_after);
-        self.any_failures
-            .store(failures.len() as u32, Ordering::Relaxed);
+        failures.retain(|(a, _)| present(a));
+        self.failing.store(!failures.is_empty(), Ordering::Relaxed);
+        drop(failures);
+        let mut ejected = self.ejected.lock().unwrap_or_else(|p| p.into_inner());
+        ejected.retain(|(b, _)| b.as_inet().is_some_and(&present));
     }
 
     fn next_due(&self) -> Instant {
@@ -288,8 +348,14 @@ impl Pool {
 }
 
 /// The crate's HTTP check for `spec`, sent with the first url's host (and its SNI for https).
-fn health_check(spec: &HealthCheckSpec, url: &EndpointUrl) -> Box<HttpHealthCheck> {
+fn health_check(
+    spec: &HealthCheckSpec,
+    url: &EndpointUrl,
+    tls_verify: bool,
+) -> Box<HttpHealthCheck> {
     let mut hc = HttpHealthCheck::new(&url.host, url.tls);
+    hc.peer_template.options.verify_cert = tls_verify;
+    hc.peer_template.options.verify_hostname = tls_verify;
     hc.consecutive_success = spec.healthy_after;
     hc.consecutive_failure = spec.unhealthy_after;
     hc.peer_template.options.connection_timeout = Some(spec.timeout);

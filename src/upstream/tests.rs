@@ -42,8 +42,13 @@ fn upstream(name: &str, ports: &[u16], options: UpstreamOptions) -> Upstream {
     Upstream::new(name, urls, options, &resolved)
 }
 
-fn addr(b: pingora::lb::Backend) -> std::net::SocketAddr {
-    *b.as_inet().expect("an inet address")
+fn addr(
+    picked: (
+        std::net::SocketAddr,
+        std::sync::Arc<discovery::EndpointInfo>,
+    ),
+) -> std::net::SocketAddr {
+    picked.0
 }
 
 fn port(pool: &Pool, avoid: &[std::net::SocketAddr]) -> u16 {
@@ -129,5 +134,34 @@ fn a_reloaded_upstream_with_the_same_settings_keeps_its_pool() {
     assert!(
         !std::sync::Arc::ptr_eq(&a.pool, &c.pool),
         "other urls: a new pool"
+    );
+}
+
+#[test]
+fn other_requests_picking_meanwhile_never_hide_the_last_untried_endpoint() {
+    let up = upstream("interleaved", &[61, 62, 63, 64], UpstreamOptions::default());
+    let tried: Vec<std::net::SocketAddr> = ["127.0.0.1:61", "127.0.0.1:62", "127.0.0.1:63"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    for others in 0..50 {
+        for _ in 0..others {
+            up.pool.pick(&[]);
+        }
+        assert_eq!(port(&up.pool, &tried), 64, "after {others} other picks");
+    }
+}
+
+#[test]
+fn a_request_retries_only_while_a_ready_endpoint_is_left_and_at_most_max_tries() {
+    let up = upstream("bounded", &[71, 72, 73, 74, 75], UpstreamOptions::default());
+    let addrs: Vec<std::net::SocketAddr> = (71..=75)
+        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+        .collect();
+    assert!(up.pool.worth_retrying(&addrs[..1]));
+    assert!(up.pool.worth_retrying(&addrs[..2]));
+    assert!(
+        !up.pool.worth_retrying(&addrs[..3]),
+        "three tries is the most"
     );
 }

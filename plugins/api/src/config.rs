@@ -127,8 +127,18 @@ fn report_unknown_keys(node: &Node<'_>, shape: &Shape, diags: &mut Diagnostics) 
 pub fn unknown_key(name: &str, span: Range<usize>, expected: &[&str]) -> ConfigError {
     ConfigError {
         span,
-        message: format!("unknown key {name:?}"),
+        message: format!("unknown key {:?}", shortened(name)),
         hint: Some(unknown_key_hint(name, expected)),
+    }
+}
+
+/// A name from the file as a message shows it: at most 64 characters (a hostile table can hold
+/// keys of megabytes).
+pub fn shortened(name: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 64;
+    match name.char_indices().nth(MAX) {
+        None => name.into(),
+        Some((cut, _)) => format!("{}...", &name[..cut]).into(),
     }
 }
 
@@ -144,10 +154,14 @@ pub fn unknown_key_hint(field: &str, expected: &[&str]) -> String {
 /// The expected key `field` is probably a misspelling of: the nearest by edit distance, if it
 /// is within 2 edits (or a third of the key, for long keys).
 pub fn closest_key<'k>(field: &str, expected: &[&'k str]) -> Option<&'k str> {
+    let limit = |k: &str| 2.max(k.len() / 3);
     expected
         .iter()
+        // The distance is at least the difference in length: skip the work when that alone is
+        // too far (a megabyte-long key is compared with nothing).
+        .filter(|k| field.len().abs_diff(k.len()) <= limit(k))
         .map(|k| (strsim::levenshtein(field, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .filter(|(d, k)| *d <= limit(k))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }

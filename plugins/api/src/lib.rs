@@ -26,6 +26,7 @@
 pub mod config;
 mod ctx;
 mod head;
+pub mod state;
 
 use std::future::Future;
 use std::pin::Pin;

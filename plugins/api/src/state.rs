@@ -1,5 +1,7 @@
 //! State that outlives a route table: endpoint health, rate-limit buckets, token caches, shadow
-//! counters, in-flight bounds.
+//! counters, in-flight bounds. ficus keeps its upstreams' here, and a plugin kind keeps its
+//! instances' here ([`get_or_make`] in `PluginKind::build`), so that a reload which leaves an
+//! instance's section as it was keeps its state.
 //!
 //! A table is rebuilt whole on every reload, but the state its parts keep must not be: an
 //! endpoint marked unhealthy stays so, a rate limit keeps its buckets. Each piece of state is
@@ -27,7 +29,7 @@ impl StateKey {
     /// The key of `name`'s state of `kind` for this configuration (anything hashable that holds
     /// every setting the state depends on).
     pub fn new(kind: &'static str, name: &str, config: &impl Hash) -> Self {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut hasher = std::hash::DefaultHasher::new();
         config.hash(&mut hasher);
         StateKey {
             kind,
@@ -37,11 +39,21 @@ impl StateKey {
     }
 }
 
-type Entries = HashMap<StateKey, Weak<dyn Any + Send + Sync>>;
+struct Entries {
+    map: HashMap<StateKey, Weak<dyn Any + Send + Sync>>,
+    /// The size after the last sweep of dead entries; the next sweep waits until it doubles, so
+    /// compiling a table with many new pieces of state stays linear.
+    swept_at: usize,
+}
 
 /// The process's state registry; every server in the process shares it (two tables with the
 /// same upstream, same settings, share its health).
-static REGISTRY: LazyLock<Mutex<Entries>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static REGISTRY: LazyLock<Mutex<Entries>> = LazyLock::new(|| {
+    Mutex::new(Entries {
+        map: HashMap::new(),
+        swept_at: 0,
+    })
+});
 
 /// The state under `key`, or a new one made by `make` (and registered) when no table holds one.
 pub fn get_or_make<T, E>(key: StateKey, make: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E>
@@ -50,17 +62,21 @@ where
 {
     let mut entries = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(found) = entries
+        .map
         .get(&key)
         .and_then(Weak::upgrade)
         .and_then(|any| any.downcast::<T>().ok())
     {
         return Ok(found);
     }
-    // States no table holds any more: forget them while the lock is taken anyway.
-    entries.retain(|_, weak| weak.strong_count() > 0);
+    if entries.map.len() >= 2 * entries.swept_at.max(32) {
+        // State no table holds any more: forget it.
+        entries.map.retain(|_, weak| weak.strong_count() > 0);
+        entries.swept_at = entries.map.len();
+    }
     let made = Arc::new(make()?);
     let erased: Arc<dyn Any + Send + Sync> = made.clone();
-    entries.insert(key, Arc::downgrade(&erased));
+    entries.map.insert(key, Arc::downgrade(&erased));
     Ok(made)
 }
 
