@@ -52,8 +52,20 @@ pub struct Built {
     pub lifecycle: Arc<Lifecycle>,
     /// The server's own metrics (what its `/metrics` serves).
     pub metrics: Arc<Metrics>,
+    /// The table's reloader, when the table came from a file.
+    pub reloader: Option<Arc<Reloader>>,
     /// Flushed once the server has stopped.
     pub access_log: AccessLog,
+}
+
+/// Where a built server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// `ficus run`: the only server in its process.
+    OwnProcess,
+    /// [`spawn`] (tests, `ficus demo`): one of possibly many servers started one after another
+    /// in one process.
+    Shared,
 }
 
 /// Builds the Pingora server for `table`. With `config_path`, the file is watched and reloadable.
@@ -61,6 +73,7 @@ pub fn build(
     table: RouteTable,
     config_path: Option<&Path>,
     upgrade: bool,
+    host: Host,
 ) -> anyhow::Result<Built> {
     let settings = table.proxy.clone();
     let token = match &settings.admin_token_env {
@@ -80,7 +93,14 @@ pub fn build(
         // request (benches/README.md, log entry 1). Several: Pingora's work-stealing runtime,
         // because without work stealing Pingora 0.9.1's fast shutdown can hang with more than one
         // thread (see `lifecycle::exit_if_stuck`).
-        work_stealing: threads > 1,
+        //
+        // A server that shares its process always gets work-stealing runtimes. Pingora 0.9.1's
+        // one-thread runtime keeps its handles in a process-wide `thread_local::ThreadLocal`,
+        // whose slots outlive their threads and go to new threads under recycled ids
+        // (cloudflare/pingora#981). A worker of a later server can find an earlier, shut-down
+        // server's handles there; the accept loops spawned on them are dropped at once, and the
+        // service binds its port, never accepts, and exits without a word.
+        work_stealing: threads > 1 || host == Host::Shared,
         // Pingora counts whole seconds: round up so a sub-second grace period still drains.
         grace_period_seconds: Some(
             settings
@@ -151,7 +171,7 @@ pub fn build(
     );
     upkeep.threads = Some(1);
     server.add_service(upkeep);
-    if let Some(reloader) = reloader {
+    if let Some(reloader) = reloader.clone() {
         let mut service = background_service(
             "reload",
             ReloadService {
@@ -168,6 +188,7 @@ pub fn build(
         table: shared,
         lifecycle,
         metrics,
+        reloader,
         access_log,
     })
 }
@@ -204,7 +225,7 @@ pub fn run(table: RouteTable, config_path: &Path, upgrade: bool) -> anyhow::Resu
     let shutdown_delay = table.proxy.shutdown_delay;
     let grace_period = table.proxy.grace_period;
     hold_sighup()?;
-    let built = build(table, Some(config_path), upgrade)?;
+    let built = build(table, Some(config_path), upgrade, Host::OwnProcess)?;
     let signals = Signals {
         lifecycle: built.lifecycle.clone(),
         shutdown_delay,
@@ -284,10 +305,11 @@ fn spawn_inner(table: RouteTable, path: Option<PathBuf>) -> anyhow::Result<Runni
         .context("the table has no listen address")?;
     let admin = table.proxy.admin;
     check_ports_free(&all_addresses(&table))?;
-    let built = build(table, path.as_deref(), false)?;
+    let built = build(table, path.as_deref(), false, Host::Shared)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let watch = ChannelShutdown(tokio::sync::Mutex::new(Some(rx)));
     let server = built.server;
+    let reloader = built.reloader;
     let (stopped_tx, stopped) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("ficus-server".into())
@@ -311,6 +333,12 @@ fn spawn_inner(table: RouteTable, path: Option<PathBuf>) -> anyhow::Result<Runni
     };
     for addr in std::iter::once(listen).chain(admin) {
         wait_until_accepting(addr, Duration::from_secs(10))?;
+    }
+    // A change to the file made before the watcher runs would go unseen: wait for it too.
+    if let Some(reloader) = &reloader {
+        if !reloader.wait_listening(Duration::from_secs(10)) {
+            bail!("ficus did not start watching its table within 10s");
+        }
     }
     Ok(running)
 }

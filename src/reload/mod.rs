@@ -57,6 +57,8 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     /// Serializes reloads, and remembers the last rejection so it is logged once.
     last_rejection: Mutex<Option<Vec<String>>>,
+    /// Set once the reload service watches the file and listens for SIGHUP.
+    listening: (Mutex<bool>, std::sync::Condvar),
 }
 
 impl Reloader {
@@ -67,11 +69,30 @@ impl Reloader {
             table,
             metrics,
             last_rejection: Mutex::new(None),
+            listening: (Mutex::new(false), std::sync::Condvar::new()),
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The reload service is watching the file and listening for SIGHUP.
+    pub(crate) fn mark_listening(&self) {
+        let (flag, changed) = &self.listening;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        changed.notify_all();
+    }
+
+    /// Waits until the reload service listens (a change made before that would go unseen); false
+    /// when `limit` passed first.
+    pub fn wait_listening(&self, limit: std::time::Duration) -> bool {
+        let (flag, changed) = &self.listening;
+        let guard = flag.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = changed
+            .wait_timeout_while(guard, limit, |listening| !*listening)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard
     }
 
     /// Reads and applies the file now. Blocking (file I/O and DNS): call it off the async

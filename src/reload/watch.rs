@@ -117,6 +117,7 @@ impl pingora::services::background::BackgroundService for ReloadService {
                 None
             }
         };
+        self.reloader.mark_listening();
         loop {
             let trigger = tokio::select! {
                 fired = debounce(&mut rx, self.quiet, self.max_wait), if watching => match fired {
