@@ -78,6 +78,18 @@ fn healthy_gauge(ficus: &Ficus, endpoint: SocketAddr) -> Option<f64> {
     )
 }
 
+/// Waits until `ficus_upstream_endpoint_healthy` of `endpoint` is `value` (the upkeep service
+/// exports it within a second; a scrape is the only way to see it).
+async fn wait_for_gauge(ficus: &Ficus, endpoint: SocketAddr, value: f64, what: &str) {
+    eventually(what, || async {
+        match healthy_gauge(ficus, endpoint) {
+            Some(v) if v == value => Ok(()),
+            other => Err(format!("gauge {other:?}")),
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_failing_its_health_check_gets_no_traffic_until_it_passes_again() {
     let (a, b) = (Checked::start("a").await, Checked::start("b").await);
@@ -95,13 +107,7 @@ health_check = {{ path = "/healthz", interval = "50ms", timeout = "500ms", unhea
     let ficus = Ficus::start(&table, &[]).await;
 
     b.healthy.store(false, Ordering::SeqCst);
-    eventually("b is marked unhealthy", || async {
-        match healthy_gauge(&ficus, b.addr) {
-            Some(0.0) => Ok(()),
-            other => Err(format!("gauge {other:?}")),
-        }
-    })
-    .await;
+    wait_for_gauge(&ficus, b.addr, 0.0, "b is marked unhealthy").await;
     let before = b.served.load(Ordering::SeqCst);
     for _ in 0..10 {
         let resp = client().get(ficus.url("/x")).send().await.expect("request");
@@ -114,13 +120,7 @@ health_check = {{ path = "/healthz", interval = "50ms", timeout = "500ms", unhea
     );
 
     b.healthy.store(true, Ordering::SeqCst);
-    eventually("b is back", || async {
-        match healthy_gauge(&ficus, b.addr) {
-            Some(1.0) => Ok(()),
-            other => Err(format!("gauge {other:?}")),
-        }
-    })
-    .await;
+    wait_for_gauge(&ficus, b.addr, 1.0, "b is back").await;
     let mut sides = Vec::new();
     for _ in 0..4 {
         let resp = client().get(ficus.url("/x")).send().await.expect("request");
@@ -163,13 +163,7 @@ eject_for = "10m"
         2.0,
         "after two refused connects the dead endpoint was never tried again"
     );
-    eventually("the dead endpoint is reported unhealthy", || async {
-        match healthy_gauge(&ficus, dead) {
-            Some(0.0) => Ok(()),
-            other => Err(format!("gauge {other:?}")),
-        }
-    })
-    .await;
+    wait_for_gauge(&ficus, dead, 0.0, "the dead endpoint is reported unhealthy").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
