@@ -22,30 +22,30 @@
 //! Filters see the heads through `heads`, never as Pingora types.
 
 mod accounting;
+mod ctx;
 pub mod errors;
 pub mod fallback;
 mod heads;
+mod respond;
+
+use ctx::client_ip;
+pub use ctx::RequestCtx;
+use respond::{write_error, write_filter_response};
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use ficus_plugin::{FilterCtx, Hooks, Response};
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use ficus_plugin::Hooks;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::AccessLog;
-use crate::filters::{headers, FilterChain};
 use crate::metrics::Metrics;
-use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
-use crate::upstream::discovery::EndpointInfo;
-use crate::upstream::Permit;
-use fallback::Attempt;
+use crate::routing::{RequestHead, RouteTable};
 
 /// The route table every request reads: swapped whole on reload, loaded once per request.
 pub type SharedTable = Arc<ArcSwap<RouteTable>>;
@@ -67,65 +67,6 @@ impl Ficus {
     }
 }
 
-/// Per-request state.
-pub struct RequestCtx {
-    table: Option<Arc<RouteTable>>,
-    decision: Option<Decision>,
-    /// What the route's filters know and hand each other (the request id among it).
-    filter: FilterCtx,
-    /// Set once the request is replayed: the route's fallback upstream.
-    fallback: Option<UpstreamId>,
-    response_started: bool,
-    upstream: Option<UpstreamId>,
-    /// The endpoint of the current attempt.
-    endpoint: Option<(std::net::SocketAddr, Arc<EndpointInfo>)>,
-    /// Endpoints of the current upstream this request failed to connect to: a retry avoids them.
-    tried: Vec<std::net::SocketAddr>,
-    /// This request's place under the upstream's `max_connections`, while it holds one.
-    permit: Option<Permit>,
-    started: Instant,
-}
-
-impl RequestCtx {
-    /// The filter chain of the request's route (or of the table's default), with the filters'
-    /// context: two disjoint borrows, so the chain is not cloned per phase.
-    fn chain(&mut self) -> Option<(&FilterChain, &mut FilterCtx)> {
-        self.with_table().map(|(_, chain, cx)| (chain, cx))
-    }
-
-    /// [`RequestCtx::chain`] with the table it belongs to.
-    fn with_table(&mut self) -> Option<(&RouteTable, &FilterChain, &mut FilterCtx)> {
-        let table = self.table.as_deref()?;
-        let chain = match self.decision.and_then(|d| d.route) {
-            Some(i) => &table.routes.get(i)?.action.filters,
-            None => &table.default_filters,
-        };
-        Some((table, chain, &mut self.filter))
-    }
-
-    fn attempt<'a>(&'a self, session: &'a Session) -> Attempt<'a> {
-        Attempt {
-            route: self
-                .table
-                .as_deref()
-                .zip(self.decision.and_then(|d| d.route))
-                .and_then(|(t, i)| t.routes.get(i)),
-            method: &session.req_header().method,
-            upstream: self.upstream,
-            fell_back: self.fallback.is_some(),
-            response_started: self.response_started,
-            body_truncated: session.as_ref().retry_buffer_truncated(),
-        }
-    }
-}
-
-fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
-
 #[async_trait]
 impl ProxyHttp for Ficus {
     type CTX = RequestCtx;
@@ -135,18 +76,7 @@ impl ProxyHttp for Ficus {
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            table: None,
-            decision: None,
-            filter: FilterCtx::default(),
-            fallback: None,
-            response_started: false,
-            upstream: None,
-            endpoint: None,
-            tried: Vec::new(),
-            permit: None,
-            started: Instant::now(),
-        }
+        RequestCtx::new()
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -427,45 +357,4 @@ impl ProxyHttp for Ficus {
             can_reuse_downstream: false,
         }
     }
-}
-
-async fn write_error(
-    session: &mut Session,
-    code: u16,
-    request_id: Option<&HeaderValue>,
-) -> Result<()> {
-    let body = errors::body_for(code);
-    let mut resp = ResponseHeader::build(code, Some(4))?;
-    resp.insert_header(CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    resp.insert_header(CONTENT_LENGTH, body.len())?;
-    if let Some(id) = request_id {
-        resp.insert_header(headers::X_REQUEST_ID, id.clone())?;
-    }
-    session.set_keepalive(None);
-    session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
-        .await
-}
-
-/// Sends a filter's own answer, after the chain's response phase has seen it.
-async fn write_filter_response(
-    session: &mut Session,
-    response: Response,
-    chain: &FilterChain,
-    cx: &mut FilterCtx,
-) -> Result<()> {
-    let Response {
-        status,
-        headers,
-        body,
-    } = response;
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
-    for (name, value) in &headers {
-        resp.append_header(name.clone(), value.clone())?;
-    }
-    resp.insert_header(CONTENT_LENGTH, body.len())?;
-    chain.on_response(&mut heads::Resp(&mut resp), cx);
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
 }
