@@ -30,9 +30,12 @@
 #   WARMUP=2s           length of the unmeasured run before each measured one
 #   CONNECTIONS=50      wrk's open connections (one wrk thread)
 #   SCENARIOS="passthrough routes1000 split"
-#   TARGETS="direct nginx haproxy pingora ficus"
+#   TARGETS="direct nginx nginx-unbatched haproxy pingora ficus"
+#                       nginx writes its access log in batches (buffer=16k flush=1s), as ficus
+#                       does: the ratio reported first. nginx-unbatched writes each line at once:
+#                       the second ratio.
 #   ACCESS_LOG=on       every proxy writes an access-log line per request, to a file; off: none
-#   BASE_PORT=18000     upstream on BASE+1 and BASE+2; nginx BASE+81, haproxy BASE+82, ficus BASE+83,
+#   BASE_PORT=18000     upstream on BASE+1 and BASE+2; nginx BASE+81 (unbatched BASE+85), haproxy BASE+82, ficus BASE+83,
 #                       pingora BASE+84
 #   LOAD_CORE=0 PROXY_CORE=1
 #   OUT=target/compare  latest.json, latest.txt, runs.tsv and the configurations used
@@ -51,7 +54,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-50}
 SCENARIOS=${SCENARIOS:-passthrough routes1000 split}
-TARGETS=${TARGETS:-direct nginx haproxy pingora ficus}
+TARGETS=${TARGETS:-direct nginx nginx-unbatched haproxy pingora ficus}
 ACCESS_LOG=${ACCESS_LOG:-on}
 BASE_PORT=${BASE_PORT:-18000}
 LOAD_CORE=${LOAD_CORE:-0}
@@ -64,7 +67,7 @@ OTHER_LOAD_WARN=${OTHER_LOAD_WARN:-5}
 UP_A=$((BASE_PORT + 1))
 UP_B=$((BASE_PORT + 2))
 declare -A PORT=([nginx]=$((BASE_PORT + 81)) [haproxy]=$((BASE_PORT + 82)) [ficus]=$((BASE_PORT + 83))
-    [pingora]=$((BASE_PORT + 84)))
+    [pingora]=$((BASE_PORT + 84)) [nginx-unbatched]=$((BASE_PORT + 85)))
 
 # nginx and haproxy live in /usr/sbin, which a user's PATH may lack.
 export PATH=$PATH:/usr/sbin:/sbin
@@ -253,17 +256,23 @@ declare -A PROXY_PID ACCESS_FILE
 # proxies named in TARGETS on the proxy core.
 start_proxies() {
     local parts=$1 target dir log
-    for target in nginx haproxy pingora ficus; do
+    for target in nginx nginx-unbatched haproxy pingora ficus; do
         [[ " $(scenario_targets) " == *" $target "* ]] || continue
         dir=$WORK/$target
         rm -rf "$dir"
         mkdir -p "$dir"
         ACCESS_FILE[$target]=$dir/access.log
         case $target in
-            nginx)
+            nginx | nginx-unbatched)
+                # ficus batches its access log (16 KiB or 200 ms); the like-for-like nginx does
+                # too, and the unbatched one writes every line as it goes.
                 local access=off
-                [ "$ACCESS_LOG" = on ] && access="$dir/access.log"
-                render "$BENCH/proxy.nginx.conf" "$dir/nginx.conf" PREFIX="$dir" PORT="${PORT[nginx]}" \
+                if [ "$ACCESS_LOG" = on ] && [ "$target" = nginx ]; then
+                    access="$dir/access.log combined buffer=16k flush=1s"
+                elif [ "$ACCESS_LOG" = on ]; then
+                    access="$dir/access.log"
+                fi
+                render "$BENCH/proxy.nginx.conf" "$dir/nginx.conf" PREFIX="$dir" PORT="${PORT[$target]}" \
                     UP_A="$UP_A" UP_B="$UP_B" ACCESS_LOG="$access" \
                     "HTTP<$parts/nginx.http" "LOCATIONS<$parts/nginx.locations"
                 log=$dir/error.log
@@ -552,7 +561,7 @@ keep_configs_and_logs() {
         [ "$target" != direct ] && [ -d "$dir" ] || continue
         cp "$dir"/*.conf "$dir"/*.cfg "$dir"/table/*.toml "$OUT/configs/$scenario/" 2>/dev/null || true
         case $target in
-            nginx) cat "$dir/stderr.log" "$dir/error.log" ;;
+            nginx | nginx-unbatched) cat "$dir/stderr.log" "$dir/error.log" ;;
             haproxy) cat "$dir/haproxy.log" ;;
             pingora) cat "$dir/stderr.log" ;;
             ficus)

@@ -13,7 +13,7 @@
 BEGIN {
     FS = "\t"
     json = ENVIRON["REPORT_JSON"]; meta = ENVIRON["REPORT_META"]
-    ntg = split("direct nginx haproxy pingora ficus", targets, " ")
+    ntg = split("direct nginx nginx-unbatched haproxy pingora ficus", targets, " ")
 }
 
 FNR == NR {
@@ -65,7 +65,7 @@ END {
         printf "\n== %s: %s\n", sc, stitle[sc]
         if (scheck[sc] != "") printf "   check: %s\n", scheck[sc]
         # The header's µ is two bytes; written out so that no awk counts it for the width.
-        printf "   %-8s %9s %9s %9s %9s %s %8s\n", "target", "rps", "% direct", "p50 ms", "p99 ms", " CPU µs/req", "runs ok"
+        printf "   %-15s %9s %9s %9s %9s %s %8s\n", "target", "rps", "% direct", "p50 ms", "p99 ms", " CPU µs/req", "runs ok"
         direct = median(rps[sc SUBSEP "direct"])
         out = out (s > 1 ? "," : "") "\n    {\"name\":\"" sc "\",\"title\":\"" esc(stitle[sc]) "\",\"check\":\"" esc(scheck[sc]) "\",\"max_other_load_pct\":" (other[sc] + 0) ",\"targets\":["
         first = 1
@@ -75,7 +75,7 @@ END {
             r = median(rps[key]); m50 = median(p50[key]); m99 = median(p99[key]); c = median(cpu[key])
             pct = ratio(r, direct); if (pct != "") pct *= 100
             med_rps[targets[t]] = r; med_cpu[targets[t]] = c
-            printf "   %-8s %9s %9s %9s %9s %11s %8s\n", targets[t], cell(r, "%.0f"), cell(pct, "%.1f%%"),
+            printf "   %-15s %9s %9s %9s %9s %11s %8s\n", targets[t], cell(r, "%.0f"), cell(pct, "%.1f%%"),
                 cell_ms(m50), cell_ms(m99), cell(c, "%.1f"), (ok[key] + 0) "/" runs[key]
             out = out (first ? "" : ",") sprintf("\n      {\"target\":\"%s\",\"rps\":%s,\"pct_of_direct\":%s,\"p50_ms\":%s,\"p99_ms\":%s,\"cpu_us_per_req\":%s,\"runs_ok\":%d,\"runs\":%d}",
                 targets[t], num(r, "%.1f"), num(pct, "%.1f"), ms(m50), ms(m99), num(c, "%.2f"), ok[key], runs[key])
@@ -84,13 +84,17 @@ END {
         }
         rc = ratio(med_cpu["ficus"], med_cpu["nginx"]); rr = ratio(med_rps["ficus"], med_rps["nginx"])
         printf "   ficus/nginx: CPU per request %s, rps %s\n", cell(rc, "%.2fx"), cell(rr, "%.2fx")
+        # Against nginx writing each access-log line at once (ficus batches its own).
+        uc = ratio(med_cpu["ficus"], med_cpu["nginx-unbatched"]); ur = ratio(med_rps["ficus"], med_rps["nginx-unbatched"])
+        if (uc != "" || ur != "")
+            printf "   ficus/nginx-unbatched: CPU per request %s, rps %s\n", cell(uc, "%.2fx"), cell(ur, "%.2fx")
         # Against the bare Pingora proxy ficus is built on (measured in pass-through only).
         pc = ratio(med_cpu["ficus"], med_cpu["pingora"]); pr = ratio(med_rps["ficus"], med_rps["pingora"])
         if (pc != "" || pr != "")
             printf "   ficus/pingora: CPU per request %s, rps %s\n", cell(pc, "%.2fx"), cell(pr, "%.2fx")
         if (other[sc] > ENVIRON["OTHER_LOAD_WARN"] + 0)
             printf "   warning: other programs took up to %d%% of a core during these runs: the figures are disturbed\n", other[sc]
-        out = out sprintf("\n    ],\"ficus_over_nginx\":{\"cpu_per_req\":%s,\"rps\":%s},\"ficus_over_pingora\":{\"cpu_per_req\":%s,\"rps\":%s}}", num(rc, "%.3f"), num(rr, "%.3f"), num(pc, "%.3f"), num(pr, "%.3f"))
+        out = out sprintf("\n    ],\"ficus_over_nginx\":{\"cpu_per_req\":%s,\"rps\":%s},\"ficus_over_nginx_unbatched\":{\"cpu_per_req\":%s,\"rps\":%s},\"ficus_over_pingora\":{\"cpu_per_req\":%s,\"rps\":%s}}", num(rc, "%.3f"), num(rr, "%.3f"), num(uc, "%.3f"), num(ur, "%.3f"), num(pc, "%.3f"), num(pr, "%.3f"))
         delete med_rps; delete med_cpu
     }
     out = out "\n  ],"
