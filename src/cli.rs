@@ -91,6 +91,11 @@ pub fn render_text(e: &Explanation) -> String {
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
     out.push_str(&format!("{} {}{}\n", e.method, e.path, query));
+    if let Some(refused) = &e.refused {
+        out.push_str(&format!(
+            "refused:  {refused} (before any route is tried)\n"
+        ));
+    }
     match &e.client_version {
         Some(v) => out.push_str(&format!(
             "client version: {} (from {:?})\n",

@@ -32,6 +32,7 @@ use ctx::client_ip;
 pub use ctx::RequestCtx;
 use respond::{write_error, write_filter_response};
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -45,6 +46,7 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
+use crate::routing::normalize::normalize;
 use crate::routing::{RequestHead, RouteTable};
 
 /// The route table every request reads: swapped whole on reload, loaded once per request.
@@ -82,10 +84,28 @@ impl ProxyHttp for Ficus {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let table = self.table.load_full();
         let ip = client_ip(session);
+        // Matched and forwarded as normalised, so the upstream acts on exactly what was matched.
+        let normalized = match normalize(session.req_header().uri.path(), false) {
+            Err(e) => {
+                ctx.response_started = true;
+                write_error(session, 400, format!("400 Bad Request: {e}\n"), None).await?;
+                return Ok(true);
+            }
+            // The common case: nothing to change, nothing allocated.
+            Ok(p) if matches!(p.matching, Cow::Borrowed(_)) => None,
+            Ok(p) => Some((p.forward.into_owned(), p.matching.into_owned())),
+        };
+        if let Some((forward, _)) = &normalized {
+            if forward != session.req_header().uri.path() {
+                set_path(session.req_header_mut(), forward)?;
+            }
+        }
         let req = session.req_header();
         let head = RequestHead {
             method: &req.method,
-            path: req.uri.path(),
+            path: normalized
+                .as_ref()
+                .map_or(req.uri.path(), |(_, m)| m.as_str()),
             query: req.uri.query(),
             headers: &req.headers,
             client_ip: ip,
@@ -347,7 +367,13 @@ impl ProxyHttp for Ficus {
     ) -> FailToProxy {
         let code = errors::status_for(e.etype(), e.esource());
         if code > 0 && !ctx.response_started {
-            if let Err(write_err) = write_error(session, code, ctx.filter.request_id.as_ref()).await
+            if let Err(write_err) = write_error(
+                session,
+                code,
+                errors::body_for(code),
+                ctx.filter.request_id.as_ref(),
+            )
+            .await
             {
                 tracing::debug!("could not send the error response: {write_err}");
             }
@@ -357,4 +383,16 @@ impl ProxyHttp for Ficus {
             can_reuse_downstream: false,
         }
     }
+}
+
+/// Replaces the request target's path, keeping its query.
+fn set_path(req: &mut RequestHeader, path: &str) -> Result<()> {
+    let target = match req.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let uri = http::Uri::try_from(target)
+        .or_else(|e| Error::e_explain(ErrorType::InvalidHTTPHeader, format!("path: {e}")))?;
+    req.set_uri(uri);
+    Ok(())
 }

@@ -7,15 +7,16 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 
-use super::{errors, heads};
+use super::heads;
 use crate::filters::{headers, FilterChain};
 
 pub(super) async fn write_error(
     session: &mut Session,
     code: u16,
+    body: impl Into<Bytes>,
     request_id: Option<&HeaderValue>,
 ) -> Result<()> {
-    let body = errors::body_for(code);
+    let body: Bytes = body.into();
     let mut resp = ResponseHeader::build(code, Some(4))?;
     resp.insert_header(CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(CONTENT_LENGTH, body.len())?;
@@ -24,9 +25,7 @@ pub(super) async fn write_error(
     }
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
-        .await
+    session.write_response_body(Some(body), true).await
 }
 
 /// Sends a filter's own answer, after the chain's response phase has seen it.

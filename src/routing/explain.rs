@@ -11,7 +11,11 @@ use crate::webhook::StatusClass;
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
     pub method: String,
+    /// The path as ficus matches and forwards it (normalised).
     pub path: String,
+    /// Set when the proxy would refuse the request before routing, with the status and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     pub query: Option<String>,
     pub client_version: Option<ExplainedVersion>,
     pub routes: Vec<RouteTrial>,
@@ -69,7 +73,27 @@ pub struct ExplainedWebhook {
 impl RouteTable {
     /// Explains how this request is routed. Tries routes in file order without the index, so the
     /// trace lists every route before the winner.
+    /// The report for `req`, whose path is normalised first as the proxy does: the report shows
+    /// the normalised path, and a path the proxy would refuse with 400 says why.
     pub fn explain(&self, req: &RequestHead) -> Explanation {
+        match super::normalize::normalize(req.path, false) {
+            Ok(p) => {
+                let mut e = self.explain_normalized(&RequestHead {
+                    path: &p.matching,
+                    ..*req
+                });
+                e.path = p.forward.into_owned();
+                e
+            }
+            Err(err) => {
+                let mut e = self.explain_normalized(req);
+                e.refused = Some(format!("400 Bad Request: {err}"));
+                e
+            }
+        }
+    }
+
+    fn explain_normalized(&self, req: &RequestHead) -> Explanation {
         let mut version = LazyVersion::new(&self.client_version, req.headers);
         let mut routes = Vec::new();
         let mut winner = None;
@@ -101,6 +125,7 @@ impl RouteTable {
         Explanation {
             method: req.method.to_string(),
             path: req.path.to_string(),
+            refused: None,
             query: req.query.map(str::to_string),
             client_version,
             routes,

@@ -7,6 +7,7 @@
 pub mod conditions;
 pub mod explain;
 pub mod index;
+pub mod normalize;
 pub mod path;
 pub mod pattern;
 pub mod split;

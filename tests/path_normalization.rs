@@ -1,0 +1,101 @@
+//! Paths are normalised before matching, and forwarded as matched (CONTRACT section 4): every
+//! route bypass the hardening issue found reaches the route its normalised path names, and a
+//! path that climbs above the root or hides a slash is refused with 400 before any upstream.
+//! Sent as raw bytes, since HTTP clients normalise paths themselves.
+
+mod support;
+
+use support::{raw_exchange, Echoed, Ficus, Upstream};
+
+const TABLE: &str = r#"
+[proxy]
+default = "legacy"
+
+[upstreams.legacy]
+url = "${legacy}"
+
+[upstreams.admin]
+url = "${admin}"
+
+[upstreams.public]
+url = "${public}"
+
+[[routes]]
+name = "admin"
+path = "/admin/*"
+upstream = "admin"
+
+[[routes]]
+name = "public"
+path = "/public/*"
+upstream = "public"
+"#;
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn bypasses_reach_the_route_their_normalised_path_names_and_are_forwarded_normalised() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let admin = Upstream::builder("admin").echo().start().await;
+    let public = Upstream::builder("public").echo().start().await;
+    let ficus = Ficus::start(
+        TABLE,
+        &[
+            ("legacy", legacy.base()),
+            ("admin", admin.base()),
+            ("public", public.base()),
+        ],
+    )
+    .await;
+    for (sent, forwarded) in [
+        ("/public/../admin/x", "/admin/x"),
+        ("/public/%2e%2e/admin/x", "/admin/x"),
+        ("//admin/x", "/admin/x"),
+        ("/./admin/x", "/admin/x"),
+        ("/%61dmin/x", "/admin/x"),
+        ("/admin;jsessionid=1/x?q=1", "/admin;jsessionid=1/x"),
+    ] {
+        let resp = raw_exchange(ficus.addr, &get(sent)).await;
+        assert_eq!(resp.status, 200, "{sent}");
+        assert_eq!(resp.header("x-served-by"), Some("admin"), "{sent}");
+        let echoed = Echoed::parse(&resp.body);
+        assert_eq!(
+            echoed.path, forwarded,
+            "{sent}: the upstream gets what was matched"
+        );
+    }
+    assert_eq!(public.hits(), 0);
+    assert_eq!(legacy.hits(), 0);
+}
+
+#[tokio::test]
+async fn paths_that_climb_out_or_hide_a_slash_are_refused_before_any_upstream() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let admin = Upstream::builder("admin").echo().start().await;
+    let public = Upstream::builder("public").echo().start().await;
+    let ficus = Ficus::start(
+        TABLE,
+        &[
+            ("legacy", legacy.base()),
+            ("admin", admin.base()),
+            ("public", public.base()),
+        ],
+    )
+    .await;
+    for (sent, reason) in [
+        ("/public/..%2fadmin", "encoded slash"),
+        ("/admin%2fx", "encoded slash"),
+        ("/a%5Cb", "encoded slash"),
+        ("/../etc/passwd", "above the root"),
+        ("/a%00b", "NUL"),
+        ("/a%zz", "percent-encoding"),
+    ] {
+        let resp = raw_exchange(ficus.addr, &get(sent)).await;
+        assert_eq!(resp.status, 400, "{sent}");
+        let body = String::from_utf8_lossy(&resp.body);
+        assert!(body.contains(reason), "{sent}: {body}");
+    }
+    assert_eq!(legacy.hits() + admin.hits() + public.hits(), 0);
+}
