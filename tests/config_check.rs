@@ -1375,3 +1375,26 @@ fn a_plugin_runs_once_per_chain_and_misspelt_names_get_a_suggestion() {
     let d = one_error(&text("[]", "[\"gnoe\"]"));
     assert_eq!(d.hint.as_deref(), Some("did you mean \"gone\"?"));
 }
+
+#[test]
+fn a_table_whose_regexes_exceed_the_budget_is_refused_at_the_route_that_crossed_it() {
+    let mut text = MINIMAL.to_string();
+    // About 0.5 MiB each: 300 of them cross the 128 MiB budget.
+    for i in 0..300 {
+        text.push_str(&format!(
+            "\n[[routes]]\nname = \"r{i}\"\npath_regex = \"^/{i}/[a-z]{{10000}}$\"\nupstream = \"orders\"\n"
+        ));
+    }
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{:?}", errs.first());
+    assert!(
+        errs[0].message.contains("regexes take more than 128 MiB"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[0].line > line_of(&text, "name = \"r100\""),
+        "{}",
+        errs[0]
+    );
+}

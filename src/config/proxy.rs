@@ -220,7 +220,10 @@ pub(crate) fn version_source(
 }
 
 fn user_agent_regex(pattern: &str) -> Result<Regex, String> {
-    let re = Regex::new(pattern).map_err(|e| format!("bad user_agent regex: {e}"))?;
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(crate::routing::pattern::MAX_REGEX_BYTES)
+        .build()
+        .map_err(|e| format!("bad user_agent regex: {e}"))?;
     if !has_version_group(&re) {
         return Err(format!(
             "user_agent regex {pattern:?} has no `version` group; capture the version with (?<version>...), like '^MyApp/(?<version>[0-9.]+)'"

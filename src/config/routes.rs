@@ -17,19 +17,42 @@ use crate::routing::{
     UpstreamId, VersionRequirement,
 };
 
+/// The most memory all of a table's route regexes may take together.
+const TABLE_REGEX_BYTES: usize = 128 << 20;
+
 /// Every route in file order; `None` when any of them has a problem.
 pub(crate) fn compile_all(
     ctx: &mut Ctx,
     routes: &[Section<Spanned<RawRoute>>],
 ) -> Option<Vec<Route>> {
     let mut seen = HashMap::new();
+    let mut regex_bytes = 0usize;
+    let mut over_budget = false;
     let compiled: Vec<Option<Route>> = routes
         .iter()
         .map(|section| match section {
-            Section::Parsed(raw) => route(ctx, raw, &mut seen),
+            Section::Parsed(raw) => {
+                let compiled = route(ctx, raw, &mut seen)?;
+                regex_bytes += compiled.matcher.regex_bytes();
+                if regex_bytes > TABLE_REGEX_BYTES && !over_budget {
+                    over_budget = true;
+                    ctx.problems.hinted(
+                        raw.span(),
+                        format!(
+                            "the table's regexes take more than {} MiB with this route",
+                            TABLE_REGEX_BYTES >> 20
+                        ),
+                        "use path forms (\"/prefix/*\", \"/a/{id}/b\") where a regex is not needed, or simpler regexes",
+                    );
+                }
+                Some(compiled)
+            }
             Section::Missing | Section::Rejected => None,
         })
         .collect();
+    if over_budget {
+        return None;
+    }
     compiled.into_iter().collect()
 }
 

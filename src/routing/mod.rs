@@ -84,6 +84,19 @@ impl<'a> LazyVersion<'a> {
 }
 
 impl Matcher {
+    /// What this route's regexes take in memory (its share of the table's regex budget).
+    pub fn regex_bytes(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| match &h.value {
+                ValueMatcher::Regex(re) => re.memory_usage(),
+                ValueMatcher::Exact(_) => 0,
+            })
+            .sum();
+        self.path.regex_bytes() + headers
+    }
+
     /// Checks every condition of this route against the request.
     pub(crate) fn check(&self, req: &RequestHead, version: &mut LazyVersion) -> Result<(), Miss> {
         if !self.path.matches(req.path) {

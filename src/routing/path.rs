@@ -96,6 +96,14 @@ impl PathPattern {
         &self.source
     }
 
+    /// What a `path_regex` takes in memory (0 for the other forms).
+    pub fn regex_bytes(&self) -> usize {
+        match &self.kind {
+            Kind::Regex(re) => re.memory_usage(),
+            Kind::Literal { .. } | Kind::Template { .. } => 0,
+        }
+    }
+
     pub fn is_regex(&self) -> bool {
         matches!(self.kind, Kind::Regex(_))
     }

@@ -7,6 +7,11 @@
 
 use regex_automata::meta;
 
+/// The most one regex's compiled program may take. `\w{100}N` (Unicode classes repeated) takes
+/// hundreds of megabytes: refused at once, with a clear error, instead of exhausting the
+/// process on a reload.
+pub const MAX_REGEX_BYTES: usize = 1 << 20;
+
 #[derive(Debug, Clone)]
 pub struct Pattern {
     source: String,
@@ -16,7 +21,13 @@ pub struct Pattern {
 impl Pattern {
     pub fn new(source: &str) -> Result<Pattern, String> {
         let re = meta::Regex::builder()
-            .configure(meta::Config::new().dfa(false))
+            .configure(
+                meta::Config::new()
+                    .dfa(false)
+                    .nfa_size_limit(Some(MAX_REGEX_BYTES))
+                    .onepass_size_limit(Some(MAX_REGEX_BYTES))
+                    .hybrid_cache_capacity(MAX_REGEX_BYTES),
+            )
             .build(source)
             .map_err(|e| describe(&e))?;
         Ok(Pattern {
@@ -29,6 +40,11 @@ impl Pattern {
         self.re.is_match(haystack)
     }
 
+    /// What the compiled regex takes in memory (its share of a table's regex budget).
+    pub fn memory_usage(&self) -> usize {
+        self.re.memory_usage()
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.source
@@ -37,9 +53,13 @@ impl Pattern {
 
 /// The build error with the syntax error's own explanation when there is one.
 fn describe(e: &meta::BuildError) -> String {
-    match e.syntax_error() {
-        Some(syntax) => format!("regex parse error: {syntax}"),
-        None => e.to_string(),
+    match (e.syntax_error(), e.size_limit()) {
+        (Some(syntax), _) => format!("regex parse error: {syntax}"),
+        (None, Some(_)) => format!(
+            "the regex compiles to more than {} KiB; simplify it (a repeated Unicode class such as \\w{{100}} is large: use [a-zA-Z0-9_] or (?-u:\\w))",
+            MAX_REGEX_BYTES / 1024
+        ),
+        (None, None) => e.to_string(),
     }
 }
 
@@ -55,5 +75,12 @@ mod tests {
         assert_eq!(p.as_str(), "^/v[0-9]+/a$");
         let e = Pattern::new("^/v[").unwrap_err();
         assert!(e.contains("regex parse error"), "{e}");
+    }
+
+    #[test]
+    fn a_regex_too_large_to_compile_is_refused_quickly() {
+        let e = Pattern::new("\\w{100}N").unwrap_err();
+        assert!(e.contains("compiles to more than"), "{e}");
+        assert!(Pattern::new("(?-u:\\w){100}N").is_ok());
     }
 }
