@@ -80,6 +80,16 @@ fn is_valid_traceparent(v: &[u8]) -> bool {
         && (parts[0] != b"00" || parts.len() == 4)
 }
 
+/// The request headers in ficus's own namespace (`x-ficus-*`), which a client may not send.
+/// Empty (and not allocated) in the common case.
+pub fn ficus_namespace(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-ficus-"))
+        .cloned()
+        .collect()
+}
+
 /// The hop-by-hop headers of an upstream response that ficus removes: those its `Connection`
 /// header nominates, `Keep-Alive`, `Proxy-Connection` and `Proxy-Authenticate`. `Connection`
 /// itself, framing and `Upgrade` are left to Pingora, which rewrites them for the client.

@@ -45,6 +45,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::AccessLog;
+use crate::filters::headers;
 use crate::metrics::Metrics;
 use crate::routing::normalize::normalize;
 use crate::routing::{RequestHead, RouteTable};
@@ -99,6 +100,11 @@ impl ProxyHttp for Ficus {
             if forward != session.req_header().uri.path() {
                 set_path(session.req_header_mut(), forward)?;
             }
+        }
+        // x-ficus-* is ficus's namespace: a client's copy would steer routing or pose as ficus
+        // (a forged x-ficus-shadow) upstream.
+        for name in headers::ficus_namespace(&session.req_header().headers) {
+            session.req_header_mut().remove_header(&name);
         }
         let req = session.req_header();
         let head = RequestHead {

@@ -1,7 +1,8 @@
-//! Paths are normalised before matching, and forwarded as matched (CONTRACT section 4): every
-//! route bypass the hardening issue found reaches the route its normalised path names, and a
-//! path that climbs above the root or hides a slash is refused with 400 before any upstream.
-//! Sent as raw bytes, since HTTP clients normalise paths themselves.
+//! The edge (CONTRACT section 4), tried as an attacker would, with raw bytes (HTTP clients
+//! normalise paths themselves): paths are normalised before matching and forwarded as matched,
+//! so every route bypass the hardening issue found reaches the route its normalised path names; a
+//! path that climbs above the root or hides a slash is refused with 400 before any upstream; and
+//! `x-ficus-*` headers from a client are dropped before routing.
 
 mod support;
 
@@ -98,4 +99,42 @@ async fn paths_that_climb_out_or_hide_a_slash_are_refused_before_any_upstream() 
         assert!(body.contains(reason), "{sent}: {body}");
     }
     assert_eq!(legacy.hits() + admin.hits() + public.hits(), 0);
+}
+
+/// `x-ficus-*` belongs to ficus: a client's copy neither steers routing nor reaches the upstream.
+#[tokio::test]
+async fn client_sent_x_ficus_headers_neither_match_routes_nor_reach_the_upstream() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let admin = Upstream::builder("admin").echo().start().await;
+    let table = r#"
+[proxy]
+default = "legacy"
+
+[upstreams.legacy]
+url = "${legacy}"
+
+[upstreams.admin]
+url = "${admin}"
+
+[[routes]]
+name = "shadowed-only"
+path = "/x"
+headers = { "x-ficus-shadow" = "1" }
+upstream = "admin"
+"#;
+    let ficus = Ficus::start(table, &[("legacy", legacy.base()), ("admin", admin.base())]).await;
+    let request = b"GET /x HTTP/1.1\r\nHost: a\r\nX-Ficus-Shadow: 1\r\nx-ficus-debug: yes\r\nConnection: close\r\n\r\n";
+    let resp = raw_exchange(ficus.addr, request).await;
+    assert_eq!(
+        resp.header("x-served-by"),
+        Some("legacy"),
+        "the forged header matched nothing"
+    );
+    let echoed = Echoed::parse(&resp.body);
+    assert!(
+        echoed.headers.keys().all(|k| !k.starts_with("x-ficus-")),
+        "{:?}",
+        echoed.headers.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(admin.hits(), 0);
 }
