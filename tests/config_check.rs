@@ -1398,3 +1398,17 @@ fn a_table_whose_regexes_exceed_the_budget_is_refused_at_the_route_that_crossed_
         errs[0]
     );
 }
+
+#[test]
+fn trusted_proxies_are_cidrs_or_addresses() {
+    let with = |list: &str| {
+        MINIMAL.replace(
+            "default = \"legacy\"",
+            &format!("default = \"legacy\"\ntrusted_proxies = {list}"),
+        )
+    };
+    let t = ok(&with("[\"10.0.0.0/8\", \"192.0.2.7\", \"::1\"]"));
+    assert_eq!(t.trusted_proxies.len(), 3);
+    assert!(t.trusted_proxies[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap()));
+    assert_error_at(&with("[\"10.0.0.0/33\"]"), "trusted_proxies", "not a CIDR");
+}

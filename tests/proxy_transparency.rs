@@ -375,7 +375,7 @@ async fn forwarding_headers_reach_the_upstream() {
         Some("203.0.113.9, 127.0.0.1")
     );
 
-    // A TLS-terminating edge in front of ficus knows the client's scheme and host: kept.
+    // A peer that is not a trusted proxy cannot claim TLS or another host: replaced.
     let resp = client()
         .get(ficus.url("/fwd"))
         .header("x-forwarded-proto", "https")
@@ -384,8 +384,66 @@ async fn forwarding_headers_reach_the_upstream() {
         .await
         .expect("send");
     let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
+    assert_eq!(echoed.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(echoed.header("x-forwarded-host"), Some(host.as_str()));
+}
+
+/// Behind a trusted proxy (`trusted_proxies`), its X-Forwarded-* are believed: the scheme and
+/// host it wrote are kept, every X-Forwarded-For line is kept in order with the peer appended,
+/// and the client address (what `sticky = "ip"` hashes) is the right-most untrusted one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxys_forwarding_headers_are_believed() {
+    let app = Upstream::builder("app").echo().start().await;
+    let other = Upstream::builder("other").echo().start().await;
+    let table = r#"
+[proxy]
+default = "app"
+trusted_proxies = ["127.0.0.0/8"]
+
+[upstreams.app]
+url = "${app}"
+
+[upstreams.other]
+url = "${other}"
+
+[[routes]]
+name = "by-ip"
+path = "/ip"
+split = { app = 1, other = 1 }
+sticky = "ip"
+"#;
+    let ficus = Ficus::start(table, &[app.var(), other.var()]).await;
+    let request = b"GET /fwd HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example.com\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9\r\nX-Forwarded-For: 127.0.0.2\r\nConnection: close\r\n\r\n";
+    let resp = support::raw_exchange(ficus.addr, request).await;
+    let echoed = Echoed::parse(&resp.body);
     assert_eq!(echoed.header("x-forwarded-proto"), Some("https"));
     assert_eq!(echoed.header("x-forwarded-host"), Some("shop.example.com"));
+    assert_eq!(
+        echoed.header("x-forwarded-for"),
+        Some("6.6.6.6, 203.0.113.9, 127.0.0.2, 127.0.0.1")
+    );
+    // The sticky side follows the believed client address, not the forged left part.
+    let url = ficus.url("/ip");
+    let side = |xff: &'static str| {
+        let url = url.clone();
+        async move {
+            let resp = client()
+                .get(url)
+                .header("x-forwarded-for", xff)
+                .send()
+                .await
+                .expect("send");
+            support::served_by(&resp)
+        }
+    };
+    let base = side("203.0.113.9").await;
+    for forged in [
+        "1.1.1.1, 203.0.113.9",
+        "8.8.8.8, 203.0.113.9",
+        "9.9.9.9,203.0.113.9",
+    ] {
+        assert_eq!(side(forged).await, base, "{forged}");
+    }
 }
 
 fn is_valid_traceparent(v: &str) -> bool {

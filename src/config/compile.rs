@@ -39,6 +39,7 @@ pub(crate) struct Plan {
     routes: Vec<Route>,
     /// `[proxy] plugins`: the chain of requests that match no route.
     default_filters: FilterChain,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What every check needs: the problems so far, the upstream names, and the text (for hints
@@ -311,6 +312,10 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
         Section::Missing | Section::Rejected => None,
     };
     let proxy_plugins = ctx.plugins(proxy_list);
+    let trusted_proxies = match proxy {
+        Section::Parsed(p) => trusted(&mut ctx, p.get_ref().trusted_proxies.as_deref()),
+        Section::Missing | Section::Rejected => Some(Vec::new()),
+    };
     ctx.proxy_plugins = proxy_plugins.clone().unwrap_or_default();
     let proxy = proxy::settings(&mut ctx, proxy);
     let client_version = proxy::version_source(&mut ctx, client_version);
@@ -329,12 +334,14 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
         Some(upstreams),
         Some(routes),
         Some(proxy_plugins),
+        Some(trusted_proxies),
     ) = (
         proxy,
         client_version,
         upstreams.into_iter().collect::<Option<Vec<_>>>(),
         routes,
         proxy_plugins,
+        trusted_proxies,
     )
     else {
         return None;
@@ -347,7 +354,24 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
         default_upstream,
         routes,
         default_filters: FilterChain::with_plugins(proxy_plugins),
+        trusted_proxies,
     })
+}
+
+/// `trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]`: CIDRs, or single addresses.
+fn trusted(ctx: &mut Ctx, list: Option<&[Spanned<String>]>) -> Option<Vec<ipnet::IpNet>> {
+    let parsed: Vec<Option<ipnet::IpNet>> = list
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            ctx.parse(v, |s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{s:?} is not a CIDR (10.0.0.0/8) or an IP address"))
+            })
+        })
+        .collect();
+    parsed.into_iter().collect()
 }
 
 /// Resolves every upstream address and assembles the table. This is the only step with I/O.
@@ -360,6 +384,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         default_upstream,
         routes,
         default_filters,
+        trusted_proxies,
     } = plan;
     let before = problems.len();
     let mut built = Vec::with_capacity(upstreams.len());
@@ -390,6 +415,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         upstream_ids,
         default_upstream,
         default_filters,
+        trusted_proxies,
         routes,
         index,
         version: String::new(),

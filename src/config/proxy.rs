@@ -49,6 +49,8 @@ pub(crate) fn settings(
         log_format,
         // Resolved with the plugin instances, by `compile::validate`.
         plugins: _,
+        // Reloadable, so kept in the table: `compile::validate`.
+        trusted_proxies: _,
     } = raw.get_ref();
 
     let listen = listen_addresses(ctx, listen.as_ref());

@@ -62,6 +62,8 @@ pub(crate) struct RawProxy {
     pub log_format: Option<Spanned<String>>,
     /// Plugins run on every request, before the route's own (also when no route matches).
     pub plugins: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Peers (CIDRs or addresses) whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

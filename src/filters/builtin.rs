@@ -80,7 +80,8 @@ impl Filter for TraceContext {
     }
 }
 
-/// `x-forwarded-for` (appended), and `x-forwarded-proto` and `-host` when no edge set them.
+/// `x-forwarded-for` (the peer appended), and `x-forwarded-proto` and `-host`: kept when a
+/// trusted proxy set them, else set by ficus (a client cannot tell the upstream it came over TLS).
 pub struct ForwardedHeaders;
 
 impl Filter for ForwardedHeaders {
@@ -98,22 +99,24 @@ impl Filter for ForwardedHeaders {
         _attempt: &Attempt,
         cx: &mut FilterCtx,
     ) -> Result<(), FilterError> {
-        if let Some(ip) = cx.client_ip {
-            let xff = headers::forwarded_for(req.headers().get(X_FORWARDED_FOR), ip);
+        if let Some(ip) = cx.peer_ip {
+            let xff = headers::forwarded_for(req.headers(), ip);
             req.insert_header(X_FORWARDED_FOR, xff);
         }
-        // An edge in front of ficus (a TLS-terminating load balancer) knows the client's scheme
-        // and host better than ficus: keep what it wrote, and fill in what is missing.
-        if !req.headers().contains_key(X_FORWARDED_PROTO) {
+        // A trusted edge in front of ficus (a TLS-terminating load balancer) knows the client's
+        // scheme and host better than ficus: keep what it wrote. Anyone else's are replaced.
+        let trusted = cx.peer_trusted;
+        if !(trusted && req.headers().contains_key(X_FORWARDED_PROTO)) {
             req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         }
-        if !req.headers().contains_key(X_FORWARDED_HOST) {
+        if !(trusted && req.headers().contains_key(X_FORWARDED_HOST)) {
             let host = req.headers().get(HOST).cloned().or_else(|| {
                 let authority = req.uri().authority()?;
                 HeaderValue::from_str(authority.as_str()).ok()
             });
-            if let Some(host) = host {
-                req.insert_header(X_FORWARDED_HOST, host);
+            match host {
+                Some(host) => req.insert_header(X_FORWARDED_HOST, host),
+                None => req.remove_header(&X_FORWARDED_HOST),
             }
         }
         Ok(())

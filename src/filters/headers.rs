@@ -36,13 +36,46 @@ pub fn incoming_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
         .cloned()
 }
 
-/// `x-forwarded-for` with the client's address appended to what earlier proxies wrote.
-pub fn forwarded_for(existing: Option<&HeaderValue>, client: IpAddr) -> HeaderValue {
-    let joined = match existing.and_then(|v| v.to_str().ok()).map(str::trim) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {client}"),
-        _ => client.to_string(),
-    };
+/// `x-forwarded-for` with `peer` appended to what earlier proxies wrote (every line, in order).
+pub fn forwarded_for(headers: &HeaderMap, peer: IpAddr) -> HeaderValue {
+    let mut joined = String::new();
+    for prev in headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        joined.push_str(prev);
+        joined.push_str(", ");
+    }
+    joined.push_str(&peer.to_string());
     HeaderValue::from_str(&joined).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// The client's address. From a peer that is not a trusted proxy, the peer itself: its
+/// X-Forwarded-For says nothing ficus can believe. From a trusted proxy, the right-most address of
+/// X-Forwarded-For (all lines, in order) that is not a trusted proxy; an entry that is not an
+/// address ends the walk at the hop to its right.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let lines: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let mut client = peer;
+    for entry in lines.iter().rev().flat_map(|l| l.rsplit(',')) {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// The request's `traceparent` when it is a valid W3C one, else a new trace with a random id.
@@ -140,11 +173,49 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_appends_the_client() {
+    fn forwarded_for_appends_the_peer_to_every_earlier_line() {
         let ip: IpAddr = "10.0.0.7".parse().unwrap();
-        assert_eq!(forwarded_for(None, ip), "10.0.0.7");
-        let prev = HeaderValue::from_static("1.2.3.4");
-        assert_eq!(forwarded_for(Some(&prev), ip), "1.2.3.4, 10.0.0.7");
+        let mut h = HeaderMap::new();
+        assert_eq!(forwarded_for(&h, ip), "10.0.0.7");
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("5.6.7.8, 9.9.9.9"),
+        );
+        assert_eq!(forwarded_for(&h, ip), "1.2.3.4, 5.6.7.8, 9.9.9.9, 10.0.0.7");
+    }
+
+    #[test]
+    fn the_client_address_is_believed_only_through_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("6.6.6.6, 203.0.113.9"),
+        );
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.1.1.1"));
+        // From an untrusted peer, nothing in the header counts.
+        assert_eq!(
+            client_address(ip("198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1")
+        );
+        // Through trusted hops, the right-most untrusted address: a forged left part is ignored.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &h, &trusted),
+            ip("203.0.113.9")
+        );
+        // Garbage ends the walk at the hop to its right.
+        let mut g = HeaderMap::new();
+        g.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_static("nonsense, 10.9.9.9"),
+        );
+        assert_eq!(client_address(ip("10.0.0.2"), &g, &trusted), ip("10.9.9.9"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
     }
 
     #[test]

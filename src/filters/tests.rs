@@ -103,7 +103,7 @@ fn an_early_answer_ends_the_chain_and_names_its_filter() {
 fn the_upstream_phase_runs_once_per_attempt_with_that_attempt() {
     let chain = FilterChain::with_plugins(vec![Arc::new(Mark)]);
     let mut cx = FilterCtx {
-        client_ip: "10.0.0.9".parse().ok(),
+        peer_ip: "10.0.0.9".parse().ok(),
         ..FilterCtx::default()
     };
     for (upstream, fallback) in [("orders", false), ("legacy", true)] {

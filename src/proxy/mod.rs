@@ -107,6 +107,11 @@ impl ProxyHttp for Ficus {
             session.req_header_mut().remove_header(&name);
         }
         let req = session.req_header();
+        let peer = ip;
+        let ip = peer.map(|p| headers::client_address(p, &req.headers, &table.trusted_proxies));
+        ctx.filter.peer_ip = peer;
+        ctx.filter.peer_trusted =
+            peer.is_some_and(|p| table.trusted_proxies.iter().any(|net| net.contains(&p)));
         let head = RequestHead {
             method: &req.method,
             path: normalized

@@ -48,6 +48,8 @@ pub struct RouteTable {
     pub default_upstream: UpstreamId,
     /// The filters run on requests that no route matches.
     pub default_filters: FilterChain,
+    /// `[proxy] trusted_proxies`: peers whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Routes in file order: the first that matches wins.
     pub routes: Vec<Route>,
     pub index: RouteIndex,

@@ -12,8 +12,12 @@ use http::{Extensions, HeaderValue};
 pub struct FilterCtx {
     /// The matched route's name; `None` when no route matched (the default upstream).
     pub route: Option<Arc<str>>,
-    /// The client's address as ficus believes it.
+    /// The client's address as ficus believes it (see `trusted_proxies`).
     pub client_ip: Option<IpAddr>,
+    /// The address of the peer that sent the request (the client, or a proxy in front of ficus).
+    pub peer_ip: Option<IpAddr>,
+    /// Whether that peer is a trusted proxy, whose X-Forwarded-* headers are believed.
+    pub peer_trusted: bool,
     /// The request's `x-request-id`, once the request-id filter has set it.
     pub request_id: Option<HeaderValue>,
     /// The matched path template's parameters (`/orders/{id}` gives `("id", "42")`), in order.
