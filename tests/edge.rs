@@ -138,3 +138,33 @@ upstream = "admin"
     );
     assert_eq!(admin.hits(), 0);
 }
+
+/// With `allow_encoded_slash = true` an encoded slash is kept, encoded: it is one segment's
+/// character, never a separator, for matching and for the upstream.
+#[tokio::test]
+async fn an_allowed_encoded_slash_stays_encoded_and_inside_its_segment() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let admin = Upstream::builder("admin").echo().start().await;
+    let public = Upstream::builder("public").echo().start().await;
+    let table = TABLE.replace(
+        "default = \"legacy\"",
+        "default = \"legacy\"\nallow_encoded_slash = true",
+    );
+    let ficus = Ficus::start(
+        &table,
+        &[
+            ("legacy", legacy.base()),
+            ("admin", admin.base()),
+            ("public", public.base()),
+        ],
+    )
+    .await;
+    let resp = raw_exchange(ficus.addr, &get("/admin%2fx")).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.header("x-served-by"),
+        Some("legacy"),
+        "not the /admin/* route"
+    );
+    assert_eq!(Echoed::parse(&resp.body).path, "/admin%2Fx");
+}

@@ -40,6 +40,7 @@ pub(crate) struct Plan {
     /// `[proxy] plugins`: the chain of requests that match no route.
     default_filters: FilterChain,
     trusted_proxies: Vec<ipnet::IpNet>,
+    allow_encoded_slash: bool,
 }
 
 /// What every check needs: the problems so far, the upstream names, and the text (for hints
@@ -307,6 +308,7 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
             "add [upstreams.NAME] with url = \"http://host:port\"",
         );
     }
+    let proxy_section = proxy;
     let proxy_list = match proxy {
         Section::Parsed(p) => p.get_ref().plugins.as_ref(),
         Section::Missing | Section::Rejected => None,
@@ -355,6 +357,10 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
         routes,
         default_filters: FilterChain::with_plugins(proxy_plugins),
         trusted_proxies,
+        allow_encoded_slash: match proxy_section {
+            Section::Parsed(p) => p.get_ref().allow_encoded_slash.unwrap_or(false),
+            Section::Missing | Section::Rejected => false,
+        },
     })
 }
 
@@ -385,6 +391,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         routes,
         default_filters,
         trusted_proxies,
+        allow_encoded_slash,
     } = plan;
     let before = problems.len();
     let mut built = Vec::with_capacity(upstreams.len());
@@ -416,6 +423,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         default_upstream,
         default_filters,
         trusted_proxies,
+        allow_encoded_slash,
         routes,
         index,
         version: String::new(),

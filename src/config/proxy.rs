@@ -51,6 +51,7 @@ pub(crate) fn settings(
         plugins: _,
         // Reloadable, so kept in the table: `compile::validate`.
         trusted_proxies: _,
+        allow_encoded_slash: _,
     } = raw.get_ref();
 
     let listen = listen_addresses(ctx, listen.as_ref());

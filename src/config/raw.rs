@@ -64,6 +64,8 @@ pub(crate) struct RawProxy {
     pub plugins: Option<Spanned<Vec<Spanned<String>>>>,
     /// Peers (CIDRs or addresses) whose X-Forwarded-* headers are believed.
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    /// Keep `%2F` / `%5C` in paths (encoded) instead of refusing them with 400.
+    pub allow_encoded_slash: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

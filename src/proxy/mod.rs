@@ -86,7 +86,8 @@ impl ProxyHttp for Ficus {
         let table = self.table.load_full();
         let ip = client_ip(session);
         // Matched and forwarded as normalised, so the upstream acts on exactly what was matched.
-        let normalized = match normalize(session.req_header().uri.path(), false) {
+        let normalized = match normalize(session.req_header().uri.path(), table.allow_encoded_slash)
+        {
             Err(e) => {
                 ctx.response_started = true;
                 write_error(session, 400, format!("400 Bad Request: {e}\n"), None).await?;

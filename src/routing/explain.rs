@@ -76,7 +76,7 @@ impl RouteTable {
     /// The report for `req`, whose path is normalised first as the proxy does: the report shows
     /// the normalised path, and a path the proxy would refuse with 400 says why.
     pub fn explain(&self, req: &RequestHead) -> Explanation {
-        match super::normalize::normalize(req.path, false) {
+        match super::normalize::normalize(req.path, self.allow_encoded_slash) {
             Ok(p) => {
                 let mut e = self.explain_normalized(&RequestHead {
                     path: &p.matching,

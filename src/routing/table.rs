@@ -50,6 +50,8 @@ pub struct RouteTable {
     pub default_filters: FilterChain,
     /// `[proxy] trusted_proxies`: peers whose X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `[proxy] allow_encoded_slash`: keep `%2F` and `%5C` in paths instead of refusing them.
+    pub allow_encoded_slash: bool,
     /// Routes in file order: the first that matches wins.
     pub routes: Vec<Route>,
     pub index: RouteIndex,
