@@ -168,3 +168,37 @@ async fn an_allowed_encoded_slash_stays_encoded_and_inside_its_segment() {
     );
     assert_eq!(Echoed::parse(&resp.body).path, "/admin%2Fx");
 }
+
+/// A raw upstream that answers every request with `head` (and closes).
+async fn raw_upstream(head: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(head.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A status HTTP does not define, or a 101 the client did not ask for, is a broken answer: 502.
+#[tokio::test]
+async fn an_upstream_status_above_599_or_an_unasked_101_becomes_502() {
+    for head in [
+        "HTTP/1.1 999 Weird\r\ncontent-length: 0\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+    ] {
+        let up = raw_upstream(head).await;
+        let table = "[proxy]\ndefault = \"odd\"\n\n[upstreams.odd]\nurl = \"${odd}\"\n";
+        let ficus = Ficus::start(table, &[("odd", format!("http://{up}"))]).await;
+        let resp = raw_exchange(ficus.addr, &get("/x")).await;
+        assert_eq!(resp.status, 502, "{head:?}");
+    }
+}

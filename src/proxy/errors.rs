@@ -5,6 +5,10 @@
 
 use pingora::{ErrorSource, ErrorType};
 
+/// An upstream answer that is not HTTP as a client may receive it (a status above 599, a 101 the
+/// client did not ask for): 502.
+pub const BROKEN_ANSWER: ErrorType = ErrorType::CustomCode("upstream sent an invalid status", 502);
+
 /// An upstream whose `max_connections` are all in use: 503, and the upstream is not tried.
 pub const AT_CAPACITY: ErrorType = ErrorType::CustomCode("upstream at capacity", 503);
 

@@ -322,6 +322,15 @@ impl ProxyHttp for Ficus {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
+        // A status HTTP does not define, or a switch of protocols the client never asked for, is
+        // a broken answer: 502 (or the fallback), never passed on.
+        let broken = status >= 600 || (status == 101 && !session.is_upgrade_req());
+        if broken {
+            return Error::e_explain(
+                errors::BROKEN_ANSWER,
+                format!("upstream answered with status {status}"),
+            );
+        }
         if status >= 500 && fallback::fallback_for(&ctx.attempt(session)).is_some() {
             return Error::e_explain(
                 ErrorType::HTTPStatus(status),
