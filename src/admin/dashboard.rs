@@ -84,6 +84,15 @@ pub fn render(table: &RouteTable, metrics: &Metrics) -> String {
         let fallback = route
             .and_then(|r| r.action.fallback)
             .map_or("—".to_string(), |id| table.upstream_name(id).to_string());
+        let plugins: Vec<&str> = route
+            .map_or(&table.default_filters, |r| &r.action.filters)
+            .plugin_names()
+            .collect();
+        let plugins = if plugins.is_empty() {
+            "—".to_string()
+        } else {
+            plugins.join(" → ")
+        };
         let c = counts.get(name);
         let served = c.map_or("—".to_string(), |c| {
             let mut parts: Vec<String> = c
@@ -96,11 +105,12 @@ pub fn render(table: &RouteTable, metrics: &Metrics) -> String {
         });
         let _ = writeln!(
             rows,
-            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(name),
             esc(&matches),
             esc(&target),
             esc(&fallback),
+            esc(&plugins),
             esc(&served),
             c.map_or(0, |c| c.server_errors),
             c.map_or(0, |c| c.fallbacks),
@@ -120,15 +130,41 @@ th {{ background: #f4f4f4; }} code {{ font-size: .9em; }}
 <p>Table version <code>{version}</code>, loaded {loaded}. {routes} routes; requests that match none go to
 <b>{default}</b>. Counts since start; the page refreshes every 5 s. JSON: <a href="/api/routes">/api/routes</a>,
 <a href="/metrics">/metrics</a>.</p>
-<table><tr><th>route</th><th>matches</th><th>sends to</th><th>fallback</th><th>served by</th><th>5xx</th><th>fallbacks</th></tr>
+<table><tr><th>route</th><th>matches</th><th>sends to</th><th>fallback</th><th>plugins</th><th>served by</th><th>5xx</th><th>fallbacks</th></tr>
 {rows}</table>
+<h2>Upstreams</h2>
+<table><tr><th>upstream</th><th>endpoint</th><th>from</th><th>health</th></tr>
+{endpoints}</table>
 </body></html>
 "#,
+        endpoints = endpoint_rows(table),
         version = esc(&table.version),
         loaded = esc(&crate::reload::rfc3339(table.loaded_at)),
         routes = table.routes.len(),
         default = esc(table.upstream_name(table.default_upstream)),
     )
+}
+
+/// One row per upstream endpoint, with its health (checks and ejections).
+fn endpoint_rows(table: &RouteTable) -> String {
+    let mut rows = String::new();
+    for upstream in &table.upstreams {
+        for e in upstream.pool.endpoints() {
+            let _ = writeln!(
+                rows,
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(&upstream.name),
+                esc(&e.address),
+                esc(&e.url),
+                if e.healthy {
+                    "healthy"
+                } else {
+                    "<b>unhealthy</b>"
+                },
+            );
+        }
+    }
+    rows
 }
 
 #[cfg(test)]
@@ -141,7 +177,8 @@ mod tests {
             "[proxy]\ndefault = \"legacy\"\n[upstreams.legacy]\nurl = \"http://127.0.0.1:1\"\n\
              [upstreams.orders]\nurl = \"http://127.0.0.1:2\"\n\
              [[routes]]\nname = \"dash-a\"\npath_regex = \"^/a<b>$\"\nupstream = \"orders\"\nfallback = \"legacy\"\n\
-             [[routes]]\nname = \"dash-split\"\npath = \"/s\"\nsplit = { orders = 10, legacy = 90 }\n",
+             [[routes]]\nname = \"dash-split\"\npath = \"/s\"\nsplit = { orders = 10, legacy = 90 }\nplugins = [\"gone\"]\n\
+             [plugins.gone]\nuse = \"respond\"\nstatus = 410\n",
             "t.toml",
         )
         .unwrap();
@@ -151,5 +188,10 @@ mod tests {
         );
         assert!(page.contains("^/a&lt;b&gt;$"));
         assert!(page.contains("legacy 90") && page.contains("orders 10"));
+        assert!(page.contains("<code>127.0.0.1:2</code>") && page.contains("healthy"));
+        assert!(
+            page.contains("<td>gone</td>"),
+            "the route's plugin chain is shown"
+        );
     }
 }
