@@ -32,24 +32,27 @@ path = "/public/*"
 upstream = "public"
 "#;
 
+/// The three echo upstreams of [`TABLE`] and a ficus serving `table` in front of them.
+async fn start(table: &str) -> (Upstream, Upstream, Upstream, Ficus) {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let admin = Upstream::builder("admin").echo().start().await;
+    let public = Upstream::builder("public").echo().start().await;
+    let vars = [
+        ("legacy", legacy.base()),
+        ("admin", admin.base()),
+        ("public", public.base()),
+    ];
+    let ficus = Ficus::start(table, &vars).await;
+    (legacy, admin, public, ficus)
+}
+
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n").into_bytes()
 }
 
 #[tokio::test]
 async fn bypasses_reach_the_route_their_normalised_path_names_and_are_forwarded_normalised() {
-    let legacy = Upstream::builder("legacy").echo().start().await;
-    let admin = Upstream::builder("admin").echo().start().await;
-    let public = Upstream::builder("public").echo().start().await;
-    let ficus = Ficus::start(
-        TABLE,
-        &[
-            ("legacy", legacy.base()),
-            ("admin", admin.base()),
-            ("public", public.base()),
-        ],
-    )
-    .await;
+    let (legacy, _admin, public, ficus) = start(TABLE).await;
     for (sent, forwarded) in [
         ("/public/../admin/x", "/admin/x"),
         ("/public/%2e%2e/admin/x", "/admin/x"),
@@ -73,18 +76,7 @@ async fn bypasses_reach_the_route_their_normalised_path_names_and_are_forwarded_
 
 #[tokio::test]
 async fn paths_that_climb_out_or_hide_a_slash_are_refused_before_any_upstream() {
-    let legacy = Upstream::builder("legacy").echo().start().await;
-    let admin = Upstream::builder("admin").echo().start().await;
-    let public = Upstream::builder("public").echo().start().await;
-    let ficus = Ficus::start(
-        TABLE,
-        &[
-            ("legacy", legacy.base()),
-            ("admin", admin.base()),
-            ("public", public.base()),
-        ],
-    )
-    .await;
+    let (legacy, admin, public, ficus) = start(TABLE).await;
     for (sent, reason) in [
         ("/public/..%2fadmin", "encoded slash"),
         ("/admin%2fx", "encoded slash"),
@@ -143,22 +135,11 @@ upstream = "admin"
 /// character, never a separator, for matching and for the upstream.
 #[tokio::test]
 async fn an_allowed_encoded_slash_stays_encoded_and_inside_its_segment() {
-    let legacy = Upstream::builder("legacy").echo().start().await;
-    let admin = Upstream::builder("admin").echo().start().await;
-    let public = Upstream::builder("public").echo().start().await;
     let table = TABLE.replace(
         "default = \"legacy\"",
         "default = \"legacy\"\nallow_encoded_slash = true",
     );
-    let ficus = Ficus::start(
-        &table,
-        &[
-            ("legacy", legacy.base()),
-            ("admin", admin.base()),
-            ("public", public.base()),
-        ],
-    )
-    .await;
+    let (_legacy, _admin, _public, ficus) = start(&table).await;
     let resp = raw_exchange(ficus.addr, &get("/admin%2fx")).await;
     assert_eq!(resp.status, 200);
     assert_eq!(

@@ -49,8 +49,8 @@ pub(crate) struct Ctx<'a> {
     pub problems: &'a mut Problems,
     pub upstreams: UpstreamNames,
     /// `[plugins.NAME]` instances by name; `None` for one whose section was rejected.
-    plugins: HashMap<&'a str, Option<Arc<dyn Filter>>>,
-    plugin_names: Vec<&'a str>,
+    pub(super) plugins: HashMap<&'a str, Option<Arc<dyn Filter>>>,
+    pub(super) plugin_names: Vec<&'a str>,
     /// `[proxy] plugins`, which run before every route's own.
     pub proxy_plugins: Vec<Arc<dyn Filter>>,
     text: &'a str,
@@ -82,67 +82,6 @@ impl Ctx<'_> {
             hint,
         );
         None
-    }
-
-    /// The instances a `plugins = [...]` list names, in order; `None` when one is unknown (an
-    /// error at its name) or was rejected (already reported).
-    pub fn plugins(
-        &mut self,
-        list: Option<&Spanned<Vec<Spanned<String>>>>,
-    ) -> Option<Vec<Arc<dyn Filter>>> {
-        let mut out: Vec<Arc<dyn Filter>> = Vec::new();
-        let mut ok = true;
-        let names = list.map_or(&[][..], |l| l.get_ref().as_slice());
-        for (i, name) in names.iter().enumerate() {
-            if names[..i].iter().any(|n| n.get_ref() == name.get_ref()) {
-                self.problems.hinted(
-                    name.span(),
-                    format!("plugin {:?} is listed twice", name.get_ref()),
-                    "list each plugin once; it runs where it is first listed",
-                );
-                ok = false;
-                continue;
-            }
-            if self
-                .proxy_plugins
-                .iter()
-                .any(|f| f.name() == name.get_ref())
-            {
-                self.problems.hinted(
-                    name.span(),
-                    format!("plugin {:?} already runs on every request", name.get_ref()),
-                    "it is listed in [proxy] plugins; remove it here",
-                );
-                ok = false;
-                continue;
-            }
-            match self.plugins.get(name.get_ref().as_str()) {
-                Some(Some(filter)) => out.push(Arc::clone(filter)),
-                Some(None) => ok = false,
-                None => {
-                    let closest =
-                        ficus_plugin::config::closest_key(name.get_ref(), &self.plugin_names);
-                    let hint = match closest {
-                        Some(k) => format!("did you mean {k:?}?"),
-                        None if self.plugin_names.is_empty() => {
-                            "no plugins are defined; add [plugins.NAME] with use = \"KIND\""
-                                .to_string()
-                        }
-                        None => {
-                            let names = self.plugin_names.iter().copied();
-                            format!("known: {}", name_list(names, HINT_NAMES))
-                        }
-                    };
-                    self.problems.hinted(
-                        name.span(),
-                        format!("unknown plugin {:?}", name.get_ref()),
-                        hint,
-                    );
-                    ok = false;
-                }
-            }
-        }
-        ok.then_some(out)
     }
 
     /// `f(value)`, or its error at the value's span.
@@ -315,7 +254,7 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
     };
     let proxy_plugins = ctx.plugins(proxy_list);
     let trusted_proxies = match proxy {
-        Section::Parsed(p) => trusted(&mut ctx, p.get_ref().trusted_proxies.as_deref()),
+        Section::Parsed(p) => proxy::trusted(&mut ctx, p.get_ref().trusted_proxies.as_deref()),
         Section::Missing | Section::Rejected => Some(Vec::new()),
     };
     ctx.proxy_plugins = proxy_plugins.clone().unwrap_or_default();
@@ -362,22 +301,6 @@ pub(crate) fn validate(raw: &RawFile, text: &str, problems: &mut Problems) -> Op
             Section::Missing | Section::Rejected => false,
         },
     })
-}
-
-/// `trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]`: CIDRs, or single addresses.
-fn trusted(ctx: &mut Ctx, list: Option<&[Spanned<String>]>) -> Option<Vec<ipnet::IpNet>> {
-    let parsed: Vec<Option<ipnet::IpNet>> = list
-        .unwrap_or_default()
-        .iter()
-        .map(|v| {
-            ctx.parse(v, |s| {
-                s.parse::<ipnet::IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("{s:?} is not a CIDR (10.0.0.0/8) or an IP address"))
-            })
-        })
-        .collect();
-    parsed.into_iter().collect()
 }
 
 /// Resolves every upstream address and assembles the table. This is the only step with I/O.

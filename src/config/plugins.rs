@@ -9,8 +9,10 @@ use ficus_plugin::Filter;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::compile::Ctx;
 use super::de::absorb;
 use super::diagnostics::Problems;
+use super::diagnostics::{name_list, HINT_NAMES};
 
 /// One `[plugins.NAME]`: the name is known even when the section is rejected, so routes that
 /// list it are not reported as well.
@@ -25,6 +27,69 @@ impl std::fmt::Debug for PluginEntry {
             .field("name", self.name.get_ref())
             .field("built", &self.filter.is_some())
             .finish()
+    }
+}
+
+impl Ctx<'_> {
+    /// The instances a `plugins = [...]` list names, in order; `None` when one is unknown (an
+    /// error at its name) or was rejected (already reported).
+    pub fn plugins(
+        &mut self,
+        list: Option<&Spanned<Vec<Spanned<String>>>>,
+    ) -> Option<Vec<Arc<dyn Filter>>> {
+        let mut out: Vec<Arc<dyn Filter>> = Vec::new();
+        let mut ok = true;
+        let names = list.map_or(&[][..], |l| l.get_ref().as_slice());
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].iter().any(|n| n.get_ref() == name.get_ref()) {
+                self.problems.hinted(
+                    name.span(),
+                    format!("plugin {:?} is listed twice", name.get_ref()),
+                    "list each plugin once; it runs where it is first listed",
+                );
+                ok = false;
+                continue;
+            }
+            if self
+                .proxy_plugins
+                .iter()
+                .any(|f| f.name() == name.get_ref())
+            {
+                self.problems.hinted(
+                    name.span(),
+                    format!("plugin {:?} already runs on every request", name.get_ref()),
+                    "it is listed in [proxy] plugins; remove it here",
+                );
+                ok = false;
+                continue;
+            }
+            match self.plugins.get(name.get_ref().as_str()) {
+                Some(Some(filter)) => out.push(Arc::clone(filter)),
+                Some(None) => ok = false,
+                None => {
+                    let closest =
+                        ficus_plugin::config::closest_key(name.get_ref(), &self.plugin_names);
+                    let hint = match closest {
+                        Some(k) => format!("did you mean {k:?}?"),
+                        None if self.plugin_names.is_empty() => {
+                            "no plugins are defined; add [plugins.NAME] with use = \"KIND\""
+                                .to_string()
+                        }
+                        None => {
+                            let names = self.plugin_names.iter().copied();
+                            format!("known: {}", name_list(names, HINT_NAMES))
+                        }
+                    };
+                    self.problems.hinted(
+                        name.span(),
+                        format!("unknown plugin {:?}", name.get_ref()),
+                        hint,
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
     }
 }
 

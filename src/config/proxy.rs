@@ -235,6 +235,25 @@ fn user_agent_regex(pattern: &str) -> Result<Regex, String> {
     Ok(re)
 }
 
+/// `trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]`: CIDRs, or single addresses.
+pub(crate) fn trusted(
+    ctx: &mut Ctx,
+    list: Option<&[Spanned<String>]>,
+) -> Option<Vec<ipnet::IpNet>> {
+    let parsed: Vec<Option<ipnet::IpNet>> = list
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            ctx.parse(v, |s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{s:?} is not a CIDR (10.0.0.0/8) or an IP address"))
+            })
+        })
+        .collect();
+    parsed.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

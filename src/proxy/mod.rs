@@ -23,16 +23,15 @@
 
 mod accounting;
 mod ctx;
+mod edge;
 pub mod errors;
 pub mod fallback;
 mod heads;
 mod respond;
 
-use ctx::client_ip;
 pub use ctx::RequestCtx;
 use respond::{write_error, write_filter_response};
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -45,9 +44,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::AccessLog;
-use crate::filters::headers;
 use crate::metrics::Metrics;
-use crate::routing::normalize::normalize;
 use crate::routing::{RequestHead, RouteTable};
 
 /// The route table every request reads: swapped whole on reload, loaded once per request.
@@ -84,35 +81,17 @@ impl ProxyHttp for Ficus {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let table = self.table.load_full();
-        let ip = client_ip(session);
-        // Matched and forwarded as normalised, so the upstream acts on exactly what was matched.
-        let normalized = match normalize(session.req_header().uri.path(), table.allow_encoded_slash)
-        {
+        // The edge: a path to normalise (or a 400), x-ficus-* to drop, the client's address.
+        let normalized = match edge::prepare(session, &table, &mut ctx.filter) {
+            Ok(n) => n,
             Err(e) => {
                 ctx.response_started = true;
                 write_error(session, 400, format!("400 Bad Request: {e}\n"), None).await?;
                 return Ok(true);
             }
-            // The common case: nothing to change, nothing allocated.
-            Ok(p) if matches!(p.matching, Cow::Borrowed(_)) => None,
-            Ok(p) => Some((p.forward.into_owned(), p.matching.into_owned())),
         };
-        if let Some((forward, _)) = &normalized {
-            if forward != session.req_header().uri.path() {
-                set_path(session.req_header_mut(), forward)?;
-            }
-        }
-        // x-ficus-* is ficus's namespace: a client's copy would steer routing or pose as ficus
-        // (a forged x-ficus-shadow) upstream.
-        for name in headers::ficus_namespace(&session.req_header().headers) {
-            session.req_header_mut().remove_header(&name);
-        }
+        let ip = ctx.filter.client_ip;
         let req = session.req_header();
-        let peer = ip;
-        let ip = peer.map(|p| headers::client_address(p, &req.headers, &table.trusted_proxies));
-        ctx.filter.peer_ip = peer;
-        ctx.filter.peer_trusted =
-            peer.is_some_and(|p| table.trusted_proxies.iter().any(|net| net.contains(&p)));
         let head = RequestHead {
             method: &req.method,
             path: normalized
@@ -123,7 +102,6 @@ impl ProxyHttp for Ficus {
             client_ip: ip,
         };
         let decision = table.decide(&head);
-        ctx.filter.client_ip = ip;
         let route = decision.route.and_then(|i| table.routes.get(i));
         let chain = route.map_or(&table.default_filters, |r| &r.action.filters);
         if chain.has_plugins() {
@@ -404,16 +382,4 @@ impl ProxyHttp for Ficus {
             can_reuse_downstream: false,
         }
     }
-}
-
-/// Replaces the request target's path, keeping its query.
-fn set_path(req: &mut RequestHeader, path: &str) -> Result<()> {
-    let target = match req.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    let uri = http::Uri::try_from(target)
-        .or_else(|e| Error::e_explain(ErrorType::InvalidHTTPHeader, format!("path: {e}")))?;
-    req.set_uri(uri);
-    Ok(())
 }

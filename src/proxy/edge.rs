@@ -1,0 +1,57 @@
+//! The edge of the request phase, before routing: the path normalised (and forwarded so), the
+//! client's `x-ficus-*` headers dropped, and the client's address worked out from the peer and
+//! `trusted_proxies`. The rules themselves are pure functions in [`crate::routing::normalize`]
+//! and [`crate::filters::headers`].
+
+use ficus_plugin::FilterCtx;
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType, Result};
+
+use super::ctx::client_ip;
+use crate::filters::headers;
+use crate::routing::normalize::{normalize, PathError};
+use crate::routing::RouteTable;
+
+/// Prepares the request head for routing. Returns the (forward, matching) paths when
+/// normalisation changed anything (`None`, the common case, allocates nothing), or why the path
+/// is refused.
+pub(super) fn prepare(
+    session: &mut Session,
+    table: &RouteTable,
+    cx: &mut FilterCtx,
+) -> std::result::Result<Option<(String, String)>, PathError> {
+    let normalized = match normalize(session.req_header().uri.path(), table.allow_encoded_slash)? {
+        p if matches!(p.matching, std::borrow::Cow::Borrowed(_)) => None,
+        p => Some((p.forward.into_owned(), p.matching.into_owned())),
+    };
+    if let Some((forward, _)) = &normalized {
+        if forward != session.req_header().uri.path() {
+            // A path that does not parse back is not forwarded: refused like a malformed escape.
+            set_path(session.req_header_mut(), forward).map_err(|_| PathError::BadEscape)?;
+        }
+    }
+    // x-ficus-* is ficus's namespace: a client's copy would steer routing or pose as ficus (a
+    // forged x-ficus-shadow) upstream.
+    for name in headers::ficus_namespace(&session.req_header().headers) {
+        session.req_header_mut().remove_header(&name);
+    }
+    let peer = client_ip(session);
+    let req = session.req_header();
+    cx.peer_ip = peer;
+    cx.peer_trusted = peer.is_some_and(|p| table.trusted_proxies.iter().any(|n| n.contains(&p)));
+    cx.client_ip = peer.map(|p| headers::client_address(p, &req.headers, &table.trusted_proxies));
+    Ok(normalized)
+}
+
+/// Replaces the request target's path, keeping its query.
+fn set_path(req: &mut RequestHeader, path: &str) -> Result<()> {
+    let target = match req.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let uri = http::Uri::try_from(target)
+        .or_else(|e| Error::e_explain(ErrorType::InvalidHTTPHeader, format!("path: {e}")))?;
+    req.set_uri(uri);
+    Ok(())
+}
