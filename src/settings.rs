@@ -1,4 +1,5 @@
-//! Process-wide settings from `[proxy]`, compiled: where ficus listens, how it stops, how it logs.
+//! Process-wide settings from `[proxy]`, compiled: where ficus listens, how it stops, how it logs,
+//! which engine forwards requests.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,10 +19,22 @@ pub struct ProxySettings {
     /// `None`: the number of cores.
     pub threads: Option<usize>,
     pub log_format: LogFormat,
+    /// Which code forwards requests; one engine serves the whole process.
+    pub engine: Engine,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `[proxy] engine`: the code that forwards requests. Both must behave the same; while the
+/// `H1` engine lands, the test suite runs under each (`./dev test`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Pingora's generic proxy path (`pingora-proxy`): ficus fills in its `ProxyHttp` hooks.
+    Pingora,
+    /// ficus's own HTTP/1 forwarding loop on pingora-core's sessions.
+    H1,
 }

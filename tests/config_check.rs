@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ficus::config::{load_file, load_str, summary, ConfigErrors, Diagnostic};
 use ficus::routing::{RouteTable, StickyKey, Target};
-use ficus::settings::LogFormat;
+use ficus::settings::{Engine, LogFormat};
 use ficus::webhook::StatusClass;
 use http::Method;
 
@@ -258,6 +258,7 @@ fn defaults_are_applied_when_keys_are_left_out() {
     assert_eq!(t.proxy.grace_period, Duration::from_secs(10));
     assert_eq!(t.proxy.threads, None);
     assert_eq!(t.proxy.log_format, LogFormat::Text);
+    assert_eq!(t.proxy.engine, Engine::Pingora);
     assert_eq!(t.client_version.header.as_str(), "x-client-version");
     assert!(t.client_version.user_agent.is_none());
     for u in &t.upstreams {
@@ -934,6 +935,29 @@ fn threads_and_log_format_are_checked() {
         &proxy("log_format = \"xml\""),
         "log_format",
         "unknown log_format \"xml\"",
+    );
+}
+
+#[test]
+fn engine_is_pingora_or_h1_and_anything_else_is_reported_at_the_value() {
+    let proxy = |extra: &str| {
+        MINIMAL.replace(
+            "default = \"legacy\"",
+            &format!("default = \"legacy\"\n{extra}"),
+        )
+    };
+    assert_eq!(ok(&proxy("engine = \"h1\"")).proxy.engine, Engine::H1);
+    assert_eq!(
+        ok(&proxy("engine = \"pingora\"")).proxy.engine,
+        Engine::Pingora
+    );
+    let d = one_error(&proxy("engine = \"hyper\""));
+    assert_eq!((d.line, d.column), (3, 10), "{d}");
+    assert_eq!(d.message, "unknown engine \"hyper\"");
+    let hint = d.hint.as_deref().unwrap_or_default();
+    assert!(
+        hint.contains("\"pingora\"") && hint.contains("\"h1\""),
+        "{d}"
     );
 }
 

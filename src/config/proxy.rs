@@ -12,13 +12,15 @@ use super::checks::{self, header_name};
 use super::compile::Ctx;
 use super::raw::{RawClientVersion, RawProxy, Scalar, Section, StringOrList};
 use crate::routing::{has_version_group, UpstreamId, VersionSource};
-use crate::settings::{LogFormat, ProxySettings};
+use crate::settings::{Engine, LogFormat, ProxySettings};
 
 pub(crate) const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
 pub(crate) const DEFAULT_DATA_DIR: &str = "./ficus-data";
 pub(crate) const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_VERSION_HEADER: &str = "x-client-version";
+/// Pingora's proxy path until ficus's own HTTP/1 engine has proven itself under the whole suite.
+pub(crate) const DEFAULT_ENGINE: Engine = Engine::Pingora;
 
 /// The settings and the default upstream; `[proxy]` is required for `default`.
 pub(crate) fn settings(
@@ -47,6 +49,7 @@ pub(crate) fn settings(
         shutdown_delay,
         threads,
         log_format,
+        engine,
         // Resolved with the plugin instances, by `compile::validate`.
         plugins: _,
         // Reloadable, so kept in the table: `compile::validate`.
@@ -142,6 +145,7 @@ pub(crate) fn settings(
             None
         }
     };
+    let engine = engine_setting(ctx, engine.as_ref());
 
     Some((
         ProxySettings {
@@ -153,9 +157,27 @@ pub(crate) fn settings(
             shutdown_delay: delay_parsed?,
             threads: threads?,
             log_format: log_format?,
+            engine: engine?,
         },
         default_upstream?,
     ))
+}
+
+/// `engine = "pingora" | "h1"`, read as `log_format` is; absent means [`DEFAULT_ENGINE`].
+fn engine_setting(ctx: &mut Ctx, engine: Option<&Spanned<String>>) -> Option<Engine> {
+    match engine.map(|e| (e.get_ref().as_str(), e.span())) {
+        None => Some(DEFAULT_ENGINE),
+        Some(("pingora", _)) => Some(Engine::Pingora),
+        Some(("h1", _)) => Some(Engine::H1),
+        Some((other, span)) => {
+            ctx.problems.hinted(
+                span,
+                format!("unknown engine {other:?}"),
+                "write \"pingora\" (Pingora's proxy path) or \"h1\" (ficus's own HTTP/1 engine)",
+            );
+            None
+        }
+    }
 }
 
 fn listen_addresses(

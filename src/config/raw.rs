@@ -60,6 +60,8 @@ pub(crate) struct RawProxy {
     pub shutdown_delay: Option<Spanned<String>>,
     pub threads: Option<Spanned<Scalar>>,
     pub log_format: Option<Spanned<String>>,
+    /// `"pingora"` or `"h1"`: see [`crate::settings::Engine`].
+    pub engine: Option<Spanned<String>>,
     /// Plugins run on every request, before the route's own (also when no route matches).
     pub plugins: Option<Spanned<Vec<Spanned<String>>>>,
     /// Peers (CIDRs or addresses) whose X-Forwarded-* headers are believed.

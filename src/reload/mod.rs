@@ -6,8 +6,8 @@
 //! table is serving), `unchanged` (same text as the running table) or `rejected` (the running table
 //! stays; the errors are logged once per distinct failure, not once per file event). Settings that
 //! only take effect at start (`listen`, `admin`, `admin_token_env`, `threads`, `data_dir`,
-//! `log_format`, `grace_period`, `shutdown_delay`) cannot change live: a table that changes one is rejected with a message saying a
-//! restart (or `ficus run --upgrade`) is needed.
+//! `log_format`, `engine`, `grace_period`, `shutdown_delay`) cannot change live: a table that
+//! changes one is rejected with a message saying a restart (or `ficus run --upgrade`) is needed.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -207,6 +207,7 @@ pub fn restart_only_changes(old: &ProxySettings, new: &ProxySettings) -> Vec<&'s
         shutdown_delay,
         threads,
         log_format,
+        engine,
     } = old;
     let mut changed = Vec::new();
     if *listen != new.listen {
@@ -232,6 +233,9 @@ pub fn restart_only_changes(old: &ProxySettings, new: &ProxySettings) -> Vec<&'s
     }
     if *log_format != new.log_format {
         changed.push("log_format");
+    }
+    if *engine != new.engine {
+        changed.push("engine");
     }
     changed
 }
@@ -270,6 +274,10 @@ mod tests {
         assert_eq!(
             restart_only_changes(&base, &table("log_format = \"json\"")),
             vec!["log_format"]
+        );
+        assert_eq!(
+            restart_only_changes(&base, &table("engine = \"h1\"")),
+            vec!["engine"]
         );
     }
 
