@@ -97,7 +97,7 @@ impl Drop for TempDir {
 }
 
 /// The `[proxy]` settings the harness owns: free loopback ports, one thread, a data dir inside
-/// the test's temp dir.
+/// the test's temp dir, and the engine that `FICUS_TEST_ENGINE` names, if any.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
@@ -121,11 +121,12 @@ impl Settings {
     /// `[proxy]`.
     pub fn render(&self, table: &str) -> String {
         let lines = format!(
-            "listen = \"{}\"\nadmin = \"{}\"\nthreads = {}\ndata_dir = '{}'\n",
+            "listen = \"{}\"\nadmin = \"{}\"\nthreads = {}\ndata_dir = '{}'\n{}",
             self.listen,
             self.admin,
             self.threads,
-            self.data_dir.display()
+            self.data_dir.display(),
+            crate::support::engine_setting()
         );
         let at = table
             .find("[proxy]\n")

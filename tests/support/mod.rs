@@ -5,7 +5,8 @@
 //!   it never answers, a chunked (optionally gated) stream, trailers, or a websocket echo.
 //! - [`closed_port`] gives an address where a connect is refused.
 //! - [`Ficus::start`] compiles a route table (with `${name}` placeholders for upstream URLs) and
-//!   serves it on a free loopback port through `ficus::server::spawn`.
+//!   serves it on a free loopback port through `ficus::server::spawn`, under the engine that
+//!   `FICUS_TEST_ENGINE` names when it is set ([`engine_setting`]).
 //! - [`client`] and [`raw_exchange`] are the clients: reqwest for well-formed HTTP, a raw
 //!   `TcpStream` for what reqwest refuses to send.
 //!
@@ -528,8 +529,9 @@ pub fn render_table(
     }
     assert!(!text.contains("${"), "a placeholder has no value:\n{text}");
     let settings = format!(
-        "listen = \"{listen}\"\nthreads = 1\ndata_dir = '{}'\n",
-        data_dir.display()
+        "listen = \"{listen}\"\nthreads = 1\ndata_dir = '{}'\n{}",
+        data_dir.display(),
+        engine_setting()
     );
     match text.find("[proxy]\n") {
         Some(at) => {
@@ -538,6 +540,16 @@ pub fn render_table(
             text
         }
         None => format!("[proxy]\n{settings}\n{text}"),
+    }
+}
+
+/// `engine = "NAME"\n` when `FICUS_TEST_ENGINE` names an engine, else nothing (the default
+/// engine). Every harness that writes `[proxy]` adds it, so `./dev test` can run the integration
+/// tests once per engine.
+pub fn engine_setting() -> String {
+    match std::env::var("FICUS_TEST_ENGINE") {
+        Ok(engine) if !engine.is_empty() => format!("engine = \"{engine}\"\n"),
+        _ => String::new(),
     }
 }
 

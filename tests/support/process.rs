@@ -1,7 +1,8 @@
 //! The real `ficus` binary as a child process, for the tests of signals, shutdown and upgrade.
 //!
 //! - [`Setup`] is a temp dir holding a `routes.toml` whose `[proxy]` gets free loopback ports
-//!   for `listen` and `admin`, `threads = 1` and a `data_dir` inside the temp dir.
+//!   for `listen` and `admin`, `threads = 1`, a `data_dir` inside the temp dir, and the engine
+//!   that `FICUS_TEST_ENGINE` names, if any.
 //! - [`FicusProcess`] is a running `ficus` whose stdout and stderr go to a log file in that dir.
 //!   Dropping it sends SIGKILL if the process still runs, and prints the log when the test
 //!   failed.
@@ -108,10 +109,11 @@ impl Setup {
     /// The table with this setup's `[proxy]` and another `body`.
     pub fn render(&self, body: &str) -> String {
         format!(
-            "[proxy]\nlisten = \"{}\"\nadmin = \"{}\"\nthreads = 1\ndata_dir = '{}'\n{}\n\n{}\n",
+            "[proxy]\nlisten = \"{}\"\nadmin = \"{}\"\nthreads = 1\ndata_dir = '{}'\n{}{}\n\n{}\n",
             self.listen,
             self.admin,
             self.data_dir.display(),
+            crate::support::engine_setting(),
             self.proxy.trim(),
             body.trim()
         )
