@@ -2,7 +2,6 @@
 //! the upstream failures counted as they happen.
 
 use ficus_plugin::RequestEnd;
-use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
 use super::{errors, RequestCtx};
@@ -10,7 +9,7 @@ use crate::access_log::{AccessLog, Entry};
 use crate::metrics::Metrics;
 
 /// Counts a failed connection or a timeout against the upstream of the current attempt.
-pub(super) fn count_upstream_failure(m: &Metrics, ctx: &RequestCtx, etype: &ErrorType) {
+pub(crate) fn count_upstream_failure(m: &Metrics, ctx: &RequestCtx, etype: &ErrorType) {
     let (Some(table), Some(id)) = (ctx.table.as_deref(), ctx.upstream) else {
         return;
     };
@@ -81,18 +80,27 @@ fn count_request(
         .inc();
 }
 
+/// What the engine knows of a request once it is done.
+pub(crate) struct Done<'a> {
+    pub method: &'a http::Method,
+    pub path: &'a str,
+    /// The status of the response head written to the client, if one was.
+    pub status_written: Option<u16>,
+    /// Response body bytes sent to the client.
+    pub bytes: usize,
+}
+
 /// Counts the finished request and writes its access-log line; with `describe`, also says how it
 /// ended for the filters' request-end hook.
-pub(super) fn finish_request(
-    session: &Session,
+pub(crate) fn finish_request(
+    done: &Done,
     e: Option<&Error>,
     ctx: &RequestCtx,
     access_log: &AccessLog,
     m: &Metrics,
     describe: bool,
 ) -> Option<RequestEnd> {
-    let req = session.req_header();
-    let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    let status = done.status_written.unwrap_or(0);
     let answered_by = ctx.filter.answered_by.as_deref();
     let (route, upstream) = match (ctx.table.as_deref(), ctx.decision) {
         // A request a filter answered itself reached no upstream.
@@ -131,14 +139,14 @@ pub(super) fn finish_request(
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-"),
-            method: req.method.as_str(),
-            path: req.uri.path(),
+            method: done.method.as_str(),
+            path: done.path,
             route,
             upstream,
             status,
             fell_back: ctx.fallback.is_some(),
             duration,
-            bytes: session.body_bytes_sent(),
+            bytes: done.bytes,
             error: e.map(|e| e.etype().as_str()),
             answered_by,
         });

@@ -5,35 +5,34 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ficus_plugin::FilterCtx;
-use pingora::proxy::Session;
 
 use super::fallback::Attempt;
 use crate::filters::FilterChain;
-use crate::routing::{Decision, RouteTable, UpstreamId};
+use crate::routing::{Decision, RequestHead, RouteTable, UpstreamId};
 use crate::upstream::discovery::EndpointInfo;
 use crate::upstream::Permit;
 
 /// Per-request state.
 pub struct RequestCtx {
-    pub(super) table: Option<Arc<RouteTable>>,
-    pub(super) decision: Option<Decision>,
+    pub(crate) table: Option<Arc<RouteTable>>,
+    pub(crate) decision: Option<Decision>,
     /// What the route's filters know and hand each other (the request id among it).
-    pub(super) filter: FilterCtx,
+    pub(crate) filter: FilterCtx,
     /// Set once the request is replayed: the route's fallback upstream.
-    pub(super) fallback: Option<UpstreamId>,
-    pub(super) response_started: bool,
-    pub(super) upstream: Option<UpstreamId>,
+    pub(crate) fallback: Option<UpstreamId>,
+    pub(crate) response_started: bool,
+    pub(crate) upstream: Option<UpstreamId>,
     /// The endpoint of the current attempt.
-    pub(super) endpoint: Option<(std::net::SocketAddr, Arc<EndpointInfo>)>,
+    pub(crate) endpoint: Option<(std::net::SocketAddr, Arc<EndpointInfo>)>,
     /// Endpoints of the current upstream this request failed to connect to: a retry avoids them.
-    pub(super) tried: Vec<std::net::SocketAddr>,
+    pub(crate) tried: Vec<std::net::SocketAddr>,
     /// This request's place under the upstream's `max_connections`, while it holds one.
-    pub(super) permit: Option<Permit>,
-    pub(super) started: Instant,
+    pub(crate) permit: Option<Permit>,
+    pub(crate) started: Instant,
 }
 
 impl RequestCtx {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RequestCtx {
             table: None,
             decision: None,
@@ -48,14 +47,50 @@ impl RequestCtx {
         }
     }
 
+    /// Routes the request on `table` and runs its filter chain's request phase; a filter's own
+    /// answer comes back. `normalized` is the (forward, matching) path pair from the edge, when
+    /// normalisation changed the path.
+    pub(crate) fn route(
+        &mut self,
+        table: Arc<RouteTable>,
+        req: &mut pingora::http::RequestHeader,
+        normalized: Option<&(String, String)>,
+    ) -> Option<ficus_plugin::Response> {
+        let head = RequestHead {
+            method: &req.method,
+            path: normalized.map_or(req.uri.path(), |(_, m)| m.as_str()),
+            query: req.uri.query(),
+            headers: &req.headers,
+            client_ip: self.filter.client_ip,
+        };
+        let decision = table.decide(&head);
+        let route = decision.route.and_then(|i| table.routes.get(i));
+        let chain = route.map_or(&table.default_filters, |r| &r.action.filters);
+        if chain.has_plugins() {
+            // Only plugins read these: a route with none does not pay for them.
+            self.filter.route = route.map(|r| r.name.clone());
+            if let Some(r) = route {
+                self.filter.params = r.matcher.path.params(head.path);
+            }
+            self.filter.client_version = table
+                .client_version
+                .read(head.headers)
+                .map(|(v, _)| v.to_string());
+        }
+        let answer = chain.on_request(&mut super::heads::Req(req), &mut self.filter);
+        self.decision = Some(decision);
+        self.table = Some(table);
+        answer
+    }
+
     /// The filter chain of the request's route (or of the table's default), with the filters'
     /// context: two disjoint borrows, so the chain is not cloned per phase.
-    pub(super) fn chain(&mut self) -> Option<(&FilterChain, &mut FilterCtx)> {
+    pub(crate) fn chain(&mut self) -> Option<(&FilterChain, &mut FilterCtx)> {
         self.with_table().map(|(_, chain, cx)| (chain, cx))
     }
 
     /// [`RequestCtx::chain`] with the table it belongs to.
-    pub(super) fn with_table(&mut self) -> Option<(&RouteTable, &FilterChain, &mut FilterCtx)> {
+    pub(crate) fn with_table(&mut self) -> Option<(&RouteTable, &FilterChain, &mut FilterCtx)> {
         let table = self.table.as_deref()?;
         let chain = match self.decision.and_then(|d| d.route) {
             Some(i) => &table.routes.get(i)?.action.filters,
@@ -64,25 +99,31 @@ impl RequestCtx {
         Some((table, chain, &mut self.filter))
     }
 
-    pub(super) fn attempt<'a>(&'a self, session: &'a Session) -> Attempt<'a> {
+    /// The fallback decision's view of the current attempt of a `method` request whose body has
+    /// (`body_truncated`) or has not outgrown the replay buffer.
+    pub(crate) fn attempt<'a>(
+        &'a self,
+        method: &'a http::Method,
+        body_truncated: bool,
+    ) -> Attempt<'a> {
         Attempt {
             route: self
                 .table
                 .as_deref()
                 .zip(self.decision.and_then(|d| d.route))
                 .and_then(|(t, i)| t.routes.get(i)),
-            method: &session.req_header().method,
+            method,
             upstream: self.upstream,
             fell_back: self.fallback.is_some(),
             response_started: self.response_started,
-            body_truncated: session.as_ref().retry_buffer_truncated(),
+            body_truncated,
         }
     }
 }
 
-pub(super) fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+/// The peer's IP address, when the connection is over IP.
+pub(crate) fn peer_ip(
+    addr: Option<&pingora::protocols::l4::socket::SocketAddr>,
+) -> Option<std::net::IpAddr> {
+    addr.and_then(|a| a.as_inet()).map(|a| a.ip())
 }

@@ -5,10 +5,8 @@
 
 use ficus_plugin::FilterCtx;
 use pingora::http::RequestHeader;
-use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
-use super::ctx::client_ip;
 use crate::filters::headers;
 use crate::routing::normalize::{normalize, PathError};
 use crate::routing::RouteTable;
@@ -16,28 +14,27 @@ use crate::routing::RouteTable;
 /// Prepares the request head for routing. Returns the (forward, matching) paths when
 /// normalisation changed anything (`None`, the common case, allocates nothing), or why the path
 /// is refused.
-pub(super) fn prepare(
-    session: &mut Session,
+pub(crate) fn prepare(
+    req: &mut RequestHeader,
+    peer: Option<std::net::IpAddr>,
     table: &RouteTable,
     cx: &mut FilterCtx,
 ) -> std::result::Result<Option<(String, String)>, PathError> {
-    let normalized = match normalize(session.req_header().uri.path(), table.allow_encoded_slash)? {
+    let normalized = match normalize(req.uri.path(), table.allow_encoded_slash)? {
         p if matches!(p.matching, std::borrow::Cow::Borrowed(_)) => None,
         p => Some((p.forward.into_owned(), p.matching.into_owned())),
     };
     if let Some((forward, _)) = &normalized {
-        if forward != session.req_header().uri.path() {
+        if forward != req.uri.path() {
             // A path that does not parse back is not forwarded: refused like a malformed escape.
-            set_path(session.req_header_mut(), forward).map_err(|_| PathError::BadEscape)?;
+            set_path(req, forward).map_err(|_| PathError::BadEscape)?;
         }
     }
     // x-ficus-* is ficus's namespace: a client's copy would steer routing or pose as ficus (a
     // forged x-ficus-shadow) upstream.
-    for name in headers::ficus_namespace(&session.req_header().headers) {
-        session.req_header_mut().remove_header(&name);
+    for name in headers::ficus_namespace(&req.headers) {
+        req.remove_header(&name);
     }
-    let peer = client_ip(session);
-    let req = session.req_header();
     cx.peer_ip = peer;
     cx.peer_trusted = peer.is_some_and(|p| table.trusted_proxies.iter().any(|n| n.contains(&p)));
     cx.client_ip = peer.map(|p| headers::client_address(p, &req.headers, &table.trusted_proxies));

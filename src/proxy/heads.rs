@@ -23,6 +23,9 @@ impl RequestHead for Req<'_> {
     fn uri(&self) -> &Uri {
         &self.0.uri
     }
+    fn version(&self) -> ficus_plugin::http::Version {
+        self.0.version
+    }
     fn headers(&self) -> &HeaderMap {
         &self.0.headers
     }

@@ -21,13 +21,13 @@
 //!
 //! Filters see the heads through `heads`, never as Pingora types.
 
-mod accounting;
-mod ctx;
-mod edge;
+pub(crate) mod accounting;
+pub(crate) mod ctx;
+pub(crate) mod edge;
 pub mod errors;
 pub mod fallback;
-mod heads;
-mod respond;
+pub(crate) mod heads;
+pub(crate) mod respond;
 
 pub use ctx::RequestCtx;
 use respond::{write_error, write_filter_response};
@@ -45,7 +45,7 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
-use crate::routing::{RequestHead, RouteTable};
+use crate::routing::RouteTable;
 
 /// The route table every request reads: swapped whole on reload, loaded once per request.
 pub type SharedTable = Arc<ArcSwap<RouteTable>>;
@@ -82,42 +82,17 @@ impl ProxyHttp for Ficus {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let table = self.table.load_full();
         // The edge: a path to normalise (or a 400), x-ficus-* to drop, the client's address.
-        let normalized = match edge::prepare(session, &table, &mut ctx.filter) {
-            Ok(n) => n,
-            Err(e) => {
-                ctx.response_started = true;
-                write_error(session, 400, format!("400 Bad Request: {e}\n"), None).await?;
-                return Ok(true);
-            }
-        };
-        let ip = ctx.filter.client_ip;
-        let req = session.req_header();
-        let head = RequestHead {
-            method: &req.method,
-            path: normalized
-                .as_ref()
-                .map_or(req.uri.path(), |(_, m)| m.as_str()),
-            query: req.uri.query(),
-            headers: &req.headers,
-            client_ip: ip,
-        };
-        let decision = table.decide(&head);
-        let route = decision.route.and_then(|i| table.routes.get(i));
-        let chain = route.map_or(&table.default_filters, |r| &r.action.filters);
-        if chain.has_plugins() {
-            // Only plugins read these: a route with none does not pay for them.
-            ctx.filter.route = route.map(|r| r.name.clone());
-            if let Some(r) = route {
-                ctx.filter.params = r.matcher.path.params(head.path);
-            }
-            ctx.filter.client_version = table
-                .client_version
-                .read(head.headers)
-                .map(|(v, _)| v.to_string());
-        }
-        let answer = chain.on_request(&mut heads::Req(session.req_header_mut()), &mut ctx.filter);
-        ctx.decision = Some(decision);
-        ctx.table = Some(table);
+        let peer = ctx::peer_ip(session.client_addr());
+        let normalized =
+            match edge::prepare(session.req_header_mut(), peer, &table, &mut ctx.filter) {
+                Ok(n) => n,
+                Err(e) => {
+                    ctx.response_started = true;
+                    write_error(session, 400, format!("400 Bad Request: {e}\n"), None).await?;
+                    return Ok(true);
+                }
+            };
+        let answer = ctx.route(table, session.req_header_mut(), normalized.as_ref());
         match answer {
             None => Ok(false),
             Some(response) => {
@@ -229,7 +204,7 @@ impl ProxyHttp for Ficus {
         // endpoints this request has not tried, then the route's fallback.
         if pool.is_some_and(|p| p.worth_retrying(&ctx.tried)) {
             e.set_retry(true);
-        } else if let Some(to) = fallback::fallback_for(&ctx.attempt(session)) {
+        } else if let Some(to) = fallback::fallback_for(&attempt_of(ctx, session)) {
             ctx.fallback = Some(to);
             e.set_retry(true);
         }
@@ -272,7 +247,7 @@ impl ProxyHttp for Ficus {
         if matches!(e.esource(), pingora::ErrorSource::Upstream) {
             accounting::count_upstream_failure(&self.metrics, ctx, e.etype());
         }
-        let attempt = ctx.attempt(session);
+        let attempt = attempt_of(ctx, session);
         // A pooled connection the upstream had already closed is not a failure of the upstream:
         // an idempotent request tries it again on a fresh connection before any fallback.
         let stale_connection = client_reused
@@ -309,7 +284,7 @@ impl ProxyHttp for Ficus {
                 format!("upstream answered with status {status}"),
             );
         }
-        if status >= 500 && fallback::fallback_for(&ctx.attempt(session)).is_some() {
+        if status >= 500 && fallback::fallback_for(&attempt_of(ctx, session)).is_some() {
             return Error::e_explain(
                 ErrorType::HTTPStatus(status),
                 "upstream answered with a server error; replaying to the fallback",
@@ -351,8 +326,15 @@ impl ProxyHttp for Ficus {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         ctx.permit = None;
         let wants_end = ctx.chain().is_some_and(|(c, _)| c.uses(Hooks::REQUEST_END));
+        let req = session.req_header();
+        let done = accounting::Done {
+            method: &req.method,
+            path: req.uri.path(),
+            status_written: session.response_written().map(|r| r.status.as_u16()),
+            bytes: session.body_bytes_sent(),
+        };
         let end =
-            accounting::finish_request(session, e, ctx, &self.access_log, &self.metrics, wants_end);
+            accounting::finish_request(&done, e, ctx, &self.access_log, &self.metrics, wants_end);
         if let (Some(end), Some((chain, cx))) = (end, ctx.chain()) {
             chain.on_request_end(&end, cx).await;
         }
@@ -382,4 +364,12 @@ impl ProxyHttp for Ficus {
             can_reuse_downstream: false,
         }
     }
+}
+
+/// The fallback decision's view of the attempt in flight on `session`.
+fn attempt_of<'a>(ctx: &'a RequestCtx, session: &'a Session) -> fallback::Attempt<'a> {
+    ctx.attempt(
+        &session.req_header().method,
+        session.as_ref().retry_buffer_truncated(),
+    )
 }

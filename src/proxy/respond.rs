@@ -10,6 +10,38 @@ use pingora::Result;
 use super::heads;
 use crate::filters::{headers, FilterChain};
 
+/// The head of ficus's short plain-text error page.
+pub(crate) fn error_head(
+    code: u16,
+    body_len: usize,
+    request_id: Option<&HeaderValue>,
+) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(code, Some(4))?;
+    resp.insert_header(CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(CONTENT_LENGTH, body_len)?;
+    if let Some(id) = request_id {
+        resp.insert_header(headers::X_REQUEST_ID, id.clone())?;
+    }
+    Ok(resp)
+}
+
+/// The head of a filter's own answer, after the chain's response phase has seen it.
+pub(crate) fn filter_response_head(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body_len: usize,
+    chain: &FilterChain,
+    cx: &mut FilterCtx,
+) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(status.as_u16(), Some(headers.len() + 2))?;
+    for (name, value) in headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    resp.insert_header(CONTENT_LENGTH, body_len)?;
+    chain.on_response(&mut heads::Resp(&mut resp), cx);
+    Ok(resp)
+}
+
 pub(super) async fn write_error(
     session: &mut Session,
     code: u16,
@@ -17,12 +49,7 @@ pub(super) async fn write_error(
     request_id: Option<&HeaderValue>,
 ) -> Result<()> {
     let body: Bytes = body.into();
-    let mut resp = ResponseHeader::build(code, Some(4))?;
-    resp.insert_header(CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    resp.insert_header(CONTENT_LENGTH, body.len())?;
-    if let Some(id) = request_id {
-        resp.insert_header(headers::X_REQUEST_ID, id.clone())?;
-    }
+    let resp = error_head(code, body.len(), request_id)?;
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
@@ -40,12 +67,7 @@ pub(super) async fn write_filter_response(
         headers,
         body,
     } = response;
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
-    for (name, value) in &headers {
-        resp.append_header(name.clone(), value.clone())?;
-    }
-    resp.insert_header(CONTENT_LENGTH, body.len())?;
-    chain.on_response(&mut heads::Resp(&mut resp), cx);
+    let resp = filter_response_head(status, &headers, body.len(), chain, cx)?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }
