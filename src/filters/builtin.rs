@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ficus_plugin::http::header::{HeaderValue, HOST, TRAILER};
+use ficus_plugin::http::header::{HeaderValue, CONNECTION, HOST, TRAILER, UPGRADE};
 use ficus_plugin::{
     Attempt, Filter, FilterCtx, FilterError, Flow, Hooks, RequestHead, ResponseHead,
 };
@@ -123,8 +123,9 @@ impl Filter for ForwardedHeaders {
     }
 }
 
-/// Removes a response's hop-by-hop headers, and `Trailer`: the engine does not forward HTTP/1
-/// trailers, so none may be announced.
+/// Removes a request's hop-by-hop headers on each attempt (a websocket upgrade keeps its
+/// `Connection: Upgrade` and `Upgrade: websocket`), and a response's, with `Trailer`: the engine
+/// does not forward HTTP/1 trailers, so none may be announced.
 pub struct HopByHop;
 
 impl Filter for HopByHop {
@@ -133,7 +134,24 @@ impl Filter for HopByHop {
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::RESPONSE
+        Hooks::UPSTREAM_REQUEST | Hooks::RESPONSE
+    }
+
+    fn on_upstream_request(
+        &self,
+        req: &mut dyn RequestHead,
+        _attempt: &Attempt,
+        _cx: &mut FilterCtx,
+    ) -> Result<(), FilterError> {
+        let websocket = headers::is_websocket_upgrade(req.version(), req.headers());
+        for name in headers::request_hop_by_hop(req.headers()) {
+            req.remove_header(&name);
+        }
+        if websocket {
+            req.insert_header(CONNECTION, HeaderValue::from_static("Upgrade"));
+            req.insert_header(UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        Ok(())
     }
 
     fn on_response(&self, resp: &mut dyn ResponseHead, _cx: &mut FilterCtx) {

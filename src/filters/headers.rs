@@ -132,12 +132,7 @@ pub fn response_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         HeaderName::from_static("proxy-connection"),
         http::header::PROXY_AUTHENTICATE,
     ];
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    connection_tokens(headers)
         .filter(|n| !is_protected(n))
         .chain(fixed)
         .filter(|n| headers.contains_key(n))
@@ -158,6 +153,65 @@ fn is_protected(name: &HeaderName) -> bool {
         http::header::CONTENT_LENGTH,
     ]
     .contains(name)
+}
+
+/// The tokens of every `Connection` line, as header names (unparsable ones name nothing).
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = HeaderName> + '_ {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+}
+
+/// Whether a request asks to become a websocket (HTTP/1.1, `Upgrade: websocket` and
+/// `Connection: upgrade`): the only upgrade ficus forwards.
+pub fn is_websocket_upgrade(version: http::Version, headers: &HeaderMap) -> bool {
+    let websocket = headers
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("websocket"));
+    version == http::Version::HTTP_11
+        && websocket
+        && connection_tokens(headers).any(|n| n == http::header::UPGRADE)
+}
+
+/// The hop-by-hop headers of a request that ficus removes before it goes upstream (RFC 9110
+/// section 7.6.1): those its `Connection` header nominates (never `Host` or `x-forwarded-*`,
+/// which ficus itself vouches for), `Connection`, `Keep-Alive`, `Proxy-Connection`,
+/// `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding` (the engine
+/// frames the body itself), `Upgrade` and `HTTP2-Settings`. A websocket upgrade gets its
+/// `Connection: Upgrade` and `Upgrade: websocket` back from [`is_websocket_upgrade`]'s caller.
+pub fn request_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+    use http::header::{
+        HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    };
+    let fixed = [
+        CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        PROXY_AUTHENTICATE,
+        PROXY_AUTHORIZATION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        HeaderName::from_static("http2-settings"),
+    ];
+    let vouched = [HOST, X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST];
+    connection_tokens(headers)
+        .filter(|n| !vouched.contains(n))
+        .chain(fixed)
+        .filter(|n| headers.contains_key(n))
+        .fold(Vec::new(), |mut out, n| {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+            out
+        })
 }
 
 #[cfg(test)]
@@ -255,5 +309,58 @@ mod tests {
                 HeaderName::from_static("x-secret")
             ]
         );
+    }
+
+    fn map(lines: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in lines {
+            h.append(*n, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_requests_hop_by_hop_headers_and_nominees_go_but_vouched_ones_stay() {
+        let h = map(&[
+            ("connection", "keep-alive, x-secret, host, X-Forwarded-For"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("host", "a"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("x-kept", "1"),
+        ]);
+        let mut gone: Vec<String> = request_hop_by_hop(&h)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        gone.sort();
+        assert_eq!(
+            gone,
+            [
+                "connection",
+                "keep-alive",
+                "proxy-authorization",
+                "te",
+                "transfer-encoding",
+                "x-secret"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_websocket_upgrade_over_http_1_1_counts() {
+        let ws = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert!(is_websocket_upgrade(http::Version::HTTP_11, &ws));
+        assert!(!is_websocket_upgrade(http::Version::HTTP_10, &ws));
+        let h2c = map(&[("connection", "upgrade"), ("upgrade", "h2c")]);
+        assert!(!is_websocket_upgrade(http::Version::HTTP_11, &h2c));
+        let no_conn = map(&[("upgrade", "websocket")]);
+        assert!(!is_websocket_upgrade(http::Version::HTTP_11, &no_conn));
     }
 }

@@ -1,11 +1,13 @@
 //! The request and response heads as a filter sees them, whatever engine carries them.
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 /// A request head a filter may read and change.
 pub trait RequestHead: Send {
     fn method(&self) -> &Method;
     fn uri(&self) -> &Uri;
+    /// The HTTP version the client spoke.
+    fn version(&self) -> Version;
     fn headers(&self) -> &HeaderMap;
     /// Replaces the request target (path and query).
     fn set_uri(&mut self, uri: Uri);
@@ -32,6 +34,9 @@ impl RequestHead for http::request::Parts {
     }
     fn uri(&self) -> &Uri {
         &self.uri
+    }
+    fn version(&self) -> Version {
+        self.version
     }
     fn headers(&self) -> &HeaderMap {
         &self.headers
