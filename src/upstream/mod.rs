@@ -9,6 +9,7 @@
 //! ejection after consecutive connect failures, and the cap on requests in flight.
 
 pub mod discovery;
+pub mod idle;
 pub mod pool;
 pub mod upkeep;
 

@@ -13,6 +13,7 @@ use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, Backends, LoadBalancer};
 
 use super::discovery::{self, DnsDiscovery, EndpointInfo};
+use super::idle::IdleConns;
 use super::{EndpointUrl, HealthCheckSpec, UpstreamOptions};
 
 /// An endpoint as `/api/routes` and the health metric show it.
@@ -41,6 +42,8 @@ pub struct Pool {
     resolving: AtomicBool,
     /// Whether any endpoint has a run of failures, so a success costs a load, not a lock.
     failing: AtomicBool,
+    /// Idle connections of the h1 engine (Pingora's engine keeps its own pool).
+    pub idle: IdleConns,
 }
 
 /// How many endpoints one request tries on one upstream before its fallback (if any) takes over.
@@ -119,6 +122,7 @@ impl Pool {
             checking: AtomicBool::new(false),
             resolving: AtomicBool::new(false),
             failing: AtomicBool::new(false),
+            idle: IdleConns::default(),
         }
     }
 
@@ -266,6 +270,7 @@ impl Pool {
     /// resolved again, endpoints are checked. Returns when it should run next.
     pub async fn maintain(self: &Arc<Self>, now: Instant) -> Instant {
         self.readmit(now);
+        self.idle.sweep(now);
         let (resolve, check) = {
             let mut s = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
             let resolve = s.next_resolve <= now;
