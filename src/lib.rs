@@ -28,6 +28,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod engine;
 pub mod filters;
 pub mod lifecycle;
 pub mod metrics;

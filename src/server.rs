@@ -20,11 +20,13 @@ use pingora::services::listening::Service;
 
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
+use crate::engine::H1;
 use crate::lifecycle::{LateCleanup, Lifecycle, Signals, LATE_CLEANUP};
 use crate::metrics::Metrics;
 use crate::proxy::{Ficus, SharedTable};
 use crate::reload::{ReloadService, Reloader};
 use crate::routing::RouteTable;
+use crate::settings::Engine;
 use crate::upstream::upkeep::Upkeep;
 
 /// How long a graceful shutdown lets runtimes finish after the grace period.
@@ -133,21 +135,19 @@ pub fn build(
     });
 
     let access_log = AccessLog::stderr_if_enabled(settings.log_format);
-    let app = pingora::proxy::http_proxy(
-        &server.configuration,
-        Ficus::new(shared.clone(), access_log.clone(), metrics.clone()),
-    );
-    let mut proxy = Service::new(
-        "ficus proxy".to_string(),
-        LateCleanup {
-            inner: Arc::new(app),
-            delay: LATE_CLEANUP,
-        },
-    );
-    for addr in &settings.listen {
-        proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(DOWNSTREAM_BUFFERS));
+    match settings.engine {
+        Engine::Pingora => {
+            let app = pingora::proxy::http_proxy(
+                &server.configuration,
+                Ficus::new(shared.clone(), access_log.clone(), metrics.clone()),
+            );
+            server.add_service(proxy_service(app, &settings.listen));
+        }
+        Engine::H1 => {
+            let app = H1::new(shared.clone(), access_log.clone(), metrics.clone());
+            server.add_service(proxy_service(app, &settings.listen));
+        }
     }
-    server.add_service(proxy);
 
     if let Some(addr) = settings.admin {
         let admin = Admin::new(
@@ -191,6 +191,25 @@ pub fn build(
         reloader,
         access_log,
     })
+}
+
+/// The proxy's listening service around either engine's app, with its cleanup delayed so that
+/// connections accepted just before the listeners closed are still served.
+fn proxy_service<A>(app: A, listen: &[SocketAddr]) -> Service<LateCleanup<A>>
+where
+    A: pingora::apps::ServerApp + Send + Sync + 'static,
+{
+    let mut proxy = Service::new(
+        "ficus proxy".to_string(),
+        LateCleanup {
+            inner: Arc::new(app),
+            delay: LATE_CLEANUP,
+        },
+    );
+    for addr in listen {
+        proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(DOWNSTREAM_BUFFERS));
+    }
+    proxy
 }
 
 /// Fails with a one-line reason when a listen address is taken, before Pingora tries to bind it.

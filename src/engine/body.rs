@@ -1,0 +1,150 @@
+//! Moving bytes on the h1 engine. All of it runs on the connection's own task: the request body
+//! and the response head are awaited together in one `select!`, never through channels.
+
+use bytes::Bytes;
+use ficus_plugin::Hooks;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::v1::client::HttpSession as Upstream;
+use pingora::protocols::http::v1::server::HttpSession as Downstream;
+use pingora::{Error, ErrorType, Result};
+
+use crate::proxy::RequestCtx;
+
+/// How many informational (1xx) responses an upstream may send before its final one; the
+/// client gets a `100 Continue` it asked for and the first few others (103 Early Hints), the rest
+/// are dropped.
+const MAX_INFORMATIONAL: usize = 4;
+
+/// Sends `req` and the request body upstream, and reads the response head. The body is read from
+/// the client while the head is awaited, so an upstream that answers `100 Continue` (or answers
+/// early) is heard at once. On a `replay` (another attempt of the same request) the body read so
+/// far is sent again from the replay buffer first. Returns the final response head and whether
+/// the whole request body went up.
+pub(super) async fn exchange(
+    down: &mut Downstream,
+    up: &mut Upstream,
+    req: Box<RequestHeader>,
+    ctx: &mut RequestCtx,
+    replay: bool,
+) -> Result<(Box<ResponseHeader>, bool)> {
+    up.write_request_header(req)
+        .await
+        .map_err(|e| e.into_up())?;
+    if replay {
+        if let Some(sent) = down.get_retry_buffer().filter(|b| !b.is_empty()) {
+            up.write_body(&sent).await.map_err(|e| e.into_up())?;
+        }
+    }
+    let mut request_done = down.is_body_done();
+    if request_done {
+        if !replay {
+            body_hook(ctx, None, true);
+        }
+        up.finish_body().await.map_err(|e| e.into_up())?;
+    }
+    let mut informational = 0;
+    loop {
+        tokio::select! {
+            biased;
+            read = up.read_response() => {
+                read.map_err(|e| e.into_up())?;
+                let Some(head) = up.resp_header() else {
+                    return Error::e_explain(ErrorType::InternalError, "no response head");
+                };
+                let status = head.status.as_u16();
+                if (100..200).contains(&status) && status != 101 {
+                    informational += 1;
+                    let wanted = status == 100 && expects_continue(down.req_header());
+                    if wanted || (status != 100 && informational <= MAX_INFORMATIONAL) {
+                        let info = Box::new(head.clone());
+                        down.write_response_header(info).await.map_err(|e| e.into_down())?;
+                    }
+                    continue;
+                }
+                return Ok((Box::new(head.clone()), request_done));
+            }
+            chunk = down.read_body_bytes(), if !request_done => {
+                match chunk.map_err(|e| e.into_down())? {
+                    Some(chunk) => {
+                        body_hook(ctx, Some(&chunk), false);
+                        up.write_body(&chunk).await.map_err(|e| e.into_up())?;
+                    }
+                    None => {
+                        request_done = true;
+                        body_hook(ctx, None, true);
+                        up.finish_body().await.map_err(|e| e.into_up())?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn expects_continue(req: &RequestHeader) -> bool {
+    req.headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+fn body_hook(ctx: &mut RequestCtx, chunk: Option<&Bytes>, end: bool) {
+    if let Some((chain, cx)) = ctx.chain().filter(|(c, _)| c.uses(Hooks::REQUEST_BODY)) {
+        chain.on_request_body(chunk, end, cx);
+    }
+}
+
+/// Streams the response body to the client, chunk by chunk as it arrives, through the chain's
+/// response body hook. The upstream's place under `max_connections` is freed once it has
+/// answered in full.
+pub(super) async fn response(
+    down: &mut Downstream,
+    up: &mut Upstream,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    let hooked = ctx
+        .chain()
+        .is_some_and(|(c, _)| c.uses(Hooks::RESPONSE_BODY));
+    while let Some(chunk) = up.read_body_bytes().await.map_err(|e| e.into_up())? {
+        if hooked {
+            if let Some((chain, cx)) = ctx.chain() {
+                chain.on_response_body(Some(&chunk), false, cx);
+            }
+        }
+        down.write_body(&chunk).await.map_err(|e| e.into_down())?;
+    }
+    ctx.permit = None;
+    if hooked {
+        if let Some((chain, cx)) = ctx.chain() {
+            chain.on_response_body(None, true, cx);
+        }
+    }
+    down.finish_body().await.map_err(|e| e.into_down())?;
+    Ok(())
+}
+
+/// After a `101 Switching Protocols`: bytes both ways, as they come, until either side closes.
+/// No deadline: a websocket may rightly stay quiet for a long time.
+pub(super) async fn tunnel(down: &mut Downstream, up: &mut Upstream) -> Result<()> {
+    loop {
+        tokio::select! {
+            from_client = down.read_body_bytes() => {
+                match from_client.map_err(|e| e.into_down())? {
+                    Some(b) => {
+                        up.write_body(&b).await.map_err(|e| e.into_up())?;
+                    }
+                    None => break,
+                }
+            }
+            from_upstream = up.read_body_bytes() => {
+                match from_upstream.map_err(|e| e.into_up())? {
+                    Some(b) => {
+                        down.write_body(&b).await.map_err(|e| e.into_down())?;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+    let _ = up.finish_body().await;
+    down.finish_body().await.map_err(|e| e.into_down())?;
+    Ok(())
+}
