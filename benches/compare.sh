@@ -42,6 +42,8 @@
 #   KEEP_WORK=0         1 keeps the temporary directory (configs, logs, pid files, wrk output);
 #                       it is in /dev/shm when there is one (so are the access logs), else TMPDIR
 #   OTHER_LOAD_WARN=5   flag runs during which other programs took more than this % of a core
+#   ENGINE=pingora     ficus's [proxy] engine: pingora (Pingora's generic proxy path) or h1
+#                       (ficus's own HTTP/1 loop)
 #   FICUS_BIN=path      measure this ficus binary instead of building one (an A/B against another
 #                       commit: build it in a worktree, then run once with each binary)
 set -euo pipefail
@@ -56,6 +58,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 SCENARIOS=${SCENARIOS:-passthrough routes1000 split}
 TARGETS=${TARGETS:-direct nginx nginx-unbatched haproxy pingora ficus}
 ACCESS_LOG=${ACCESS_LOG:-on}
+ENGINE=${ENGINE:-pingora}
 BASE_PORT=${BASE_PORT:-18000}
 LOAD_CORE=${LOAD_CORE:-0}
 PROXY_CORE=${PROXY_CORE:-1}
@@ -299,7 +302,7 @@ start_proxies() {
                 # table gets a directory of its own, away from the logs written during the run.
                 mkdir -p "$dir/table"
                 render "$BENCH/ficus.toml" "$dir/table/ficus.toml" PREFIX="$dir" PORT="${PORT[ficus]}" \
-                    UP_A="$UP_A" UP_B="$UP_B" "ROUTES<$parts/ficus.routes"
+                    UP_A="$UP_A" UP_B="$UP_B" ENGINE="$ENGINE" "ROUTES<$parts/ficus.routes"
                 "$FICUS_BIN" check "$dir/table/ficus.toml" >/dev/null || die "ficus rejects $dir/table/ficus.toml"
                 local level=warn
                 [ "$ACCESS_LOG" = on ] && level=info

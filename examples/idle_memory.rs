@@ -207,25 +207,28 @@ fn main() -> Result<(), Error> {
     std::fs::create_dir_all(&dir)?;
 
     let mut rows = Vec::new();
-    let port = free_port()?;
-    let table = dir.join("ficus.toml");
-    std::fs::write(
-        &table,
-        format!(
-            "[proxy]\nlisten = \"127.0.0.1:{port}\"\ndefault = \"legacy\"\nthreads = 1\ndata_dir = '{}'\n\n[upstreams.legacy]\nurl = \"http://{up}\"\n",
-            dir.join("data").display()
-        ),
-    )?;
-    let proxy = start(
-        "ficus",
-        port,
-        Command::new(&ficus)
-            .args(["run", "--config"])
-            .arg(&table)
-            .env("RUST_LOG", "info"),
-    )?;
-    rows.push((proxy.name, measure(&proxy, n)?));
-    drop(proxy);
+    // ficus once per engine: Pingora's generic proxy path and ficus's own HTTP/1 loop.
+    for (name, engine) in [("ficus-pingora", "pingora"), ("ficus-h1", "h1")] {
+        let port = free_port()?;
+        let table = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &table,
+            format!(
+                "[proxy]\nlisten = \"127.0.0.1:{port}\"\ndefault = \"legacy\"\nengine = \"{engine}\"\nthreads = 1\ndata_dir = '{}'\n\n[upstreams.legacy]\nurl = \"http://{up}\"\n",
+                dir.join("data").display()
+            ),
+        )?;
+        let proxy = start(
+            name,
+            port,
+            Command::new(&ficus)
+                .args(["run", "--config"])
+                .arg(&table)
+                .env("RUST_LOG", "info"),
+        )?;
+        rows.push((proxy.name, measure(&proxy, n)?));
+        drop(proxy);
+    }
 
     let port = free_port()?;
     let proxy = start(
@@ -250,12 +253,12 @@ fn main() -> Result<(), Error> {
 
     println!("resident memory with {n} idle keep-alive client connections (one request each)");
     println!(
-        "   {:<8} {:>9} {:>12} {:>15}",
+        "   {:<14} {:>9} {:>12} {:>15}",
         "proxy", "idle MiB", "loaded MiB", "KiB/connection"
     );
     for (name, (idle, loaded)) in rows {
         println!(
-            "   {:<8} {:>9.1} {:>12.1} {:>15.1}",
+            "   {:<14} {:>9.1} {:>12.1} {:>15.1}",
             name,
             idle as f64 / 1024.0,
             loaded as f64 / 1024.0,
