@@ -4,7 +4,7 @@
 //! For each proxy it starts the proxy against an upstream served from this process, sends one
 //! request so pools and lazy state exist, reads the proxy's resident memory (VmRSS, summed over
 //! its processes), then opens N client connections that each send one request, read the whole
-//! answer and stay open, and reads it again.
+//! answer and stay open, waits 3 s with all of them idle, and reads it again.
 //!
 //!     benches/memory.sh            (builds what it needs and runs this)
 //!     idle_memory --ficus BIN --pingora BIN [--connections N]
@@ -153,6 +153,9 @@ fn start(name: &'static str, port: u16, cmd: &mut Command) -> Result<Proxy, Erro
 }
 
 /// (idle kB, kB with `n` idle keep-alive connections)
+/// How long the connections stay idle before the measurement.
+const IDLE_BEFORE_MEASURING: Duration = Duration::from_secs(3);
+
 fn measure(proxy: &Proxy, n: usize) -> Result<(u64, u64), Error> {
     let addr = SocketAddr::from(([127, 0, 0, 1], proxy.port));
     let mut warm = TcpStream::connect(addr)?;
@@ -166,6 +169,9 @@ fn measure(proxy: &Proxy, n: usize) -> Result<(u64, u64), Error> {
         request(&mut s).map_err(|e| format!("{}: connection {i}: {e}", proxy.name))?;
         open.push(s);
     }
+    // Measured once the connections are idle, not just served: a proxy may keep a buffer ready
+    // for a connection's next request for a moment (ficus's h1 engine, for one second).
+    std::thread::sleep(IDLE_BEFORE_MEASURING);
     let loaded = rss_kb(proxy.child.id());
     drop(open);
     Ok((idle, loaded))
