@@ -42,8 +42,8 @@
 #   KEEP_WORK=0         1 keeps the temporary directory (configs, logs, pid files, wrk output);
 #                       it is in /dev/shm when there is one (so are the access logs), else TMPDIR
 #   OTHER_LOAD_WARN=5   flag runs during which other programs took more than this % of a core
-#   ENGINE=pingora     ficus's [proxy] engine: pingora (Pingora's generic proxy path) or h1
-#                       (ficus's own HTTP/1 loop)
+#   ENGINE=h1          ficus's [proxy] engine: h1 (ficus's own HTTP/1 loop, the default) or
+#                       pingora (Pingora's generic proxy path)
 #   FICUS_BIN=path      measure this ficus binary instead of building one (an A/B against another
 #                       commit: build it in a worktree, then run once with each binary)
 set -euo pipefail
@@ -58,7 +58,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 SCENARIOS=${SCENARIOS:-passthrough routes1000 split}
 TARGETS=${TARGETS:-direct nginx nginx-unbatched haproxy pingora ficus}
 ACCESS_LOG=${ACCESS_LOG:-on}
-ENGINE=${ENGINE:-pingora}
+ENGINE=${ENGINE:-h1}
 BASE_PORT=${BASE_PORT:-18000}
 LOAD_CORE=${LOAD_CORE:-0}
 PROXY_CORE=${PROXY_CORE:-1}

@@ -258,7 +258,7 @@ fn defaults_are_applied_when_keys_are_left_out() {
     assert_eq!(t.proxy.grace_period, Duration::from_secs(10));
     assert_eq!(t.proxy.threads, None);
     assert_eq!(t.proxy.log_format, LogFormat::Text);
-    assert_eq!(t.proxy.engine, Engine::Pingora);
+    assert_eq!(t.proxy.engine, Engine::H1);
     assert_eq!(t.client_version.header.as_str(), "x-client-version");
     assert!(t.client_version.user_agent.is_none());
     for u in &t.upstreams {

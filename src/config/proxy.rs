@@ -20,7 +20,7 @@ pub(crate) const DEFAULT_DATA_DIR: &str = "./ficus-data";
 pub(crate) const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_VERSION_HEADER: &str = "x-client-version";
 /// Pingora's proxy path until ficus's own HTTP/1 engine has proven itself under the whole suite.
-pub(crate) const DEFAULT_ENGINE: Engine = Engine::Pingora;
+pub(crate) const DEFAULT_ENGINE: Engine = Engine::H1;
 
 /// The settings and the default upstream; `[proxy]` is required for `default`.
 pub(crate) fn settings(

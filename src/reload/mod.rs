@@ -276,7 +276,7 @@ mod tests {
             vec!["log_format"]
         );
         assert_eq!(
-            restart_only_changes(&base, &table("engine = \"h1\"")),
+            restart_only_changes(&base, &table("engine = \"pingora\"")),
             vec!["engine"]
         );
     }
