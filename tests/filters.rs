@@ -19,7 +19,9 @@ use ficus_plugin::{
     RequestHead, Response,
 };
 use reqwest::StatusCode;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
 
 use admin_support::Scrape;
 use support::{client, served_by, Echoed, Ficus, Upstream};
@@ -366,4 +368,129 @@ plugins = ["retired"]
         1,
         "only the first instance's request reached legacy"
     );
+}
+
+/// Holds the response's end until released, and says when it started holding it: what a webhook
+/// does while it commits its event.
+struct HoldEnd {
+    holding: mpsc::UnboundedSender<()>,
+    release: Arc<Notify>,
+}
+
+impl Filter for HoldEnd {
+    fn name(&self) -> &str {
+        "hold-end"
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::RESPONSE_END
+    }
+    fn on_response_end<'a>(&'a self, _cx: &'a mut FilterCtx) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = self.holding.send(());
+            self.release.notified().await;
+        })
+    }
+}
+
+/// Everything the socket has right now, without waiting for more.
+fn available(s: &TcpStream, into: &mut Vec<u8>) {
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = s.try_read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        into.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The body length a response's head announces, and the body bytes received so far.
+fn announced_and_received(resp: &[u8]) -> Option<(usize, usize)> {
+    let end = resp.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&resp[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((length, resp.len() - end))
+}
+
+#[tokio::test]
+async fn the_response_end_hook_runs_before_the_client_has_the_whole_answer() {
+    if support::engine_is_pingora() {
+        return; // Pingora's body filters are synchronous: it has no such hook.
+    }
+    let (legacy, orders) = upstreams().await;
+    let created = Upstream::builder("created").status(204).start().await;
+    let (tx, mut holding) = mpsc::unbounded_channel();
+    let release = Arc::new(Notify::new());
+    let hold: Arc<dyn Filter> = Arc::new(HoldEnd {
+        holding: tx,
+        release: release.clone(),
+    });
+    let table = TABLE.replace(
+        "[[routes]]",
+        "[upstreams.created]\nurl = \"${created}\"\n\n[[routes]]\nname = \"created\"\npath = \"/api/created\"\nupstream = \"created\"\n\n[[routes]]",
+    );
+    let ficus = Ficus::start_edited(
+        &table,
+        &[
+            ("legacy", legacy.base()),
+            ("orders", orders.base()),
+            ("created", created.base()),
+        ],
+        move |t: &mut RouteTable| {
+            for route in &mut t.routes {
+                route.action.filters = FilterChain::with_plugins(vec![hold.clone()]);
+            }
+        },
+    )
+    .await;
+
+    // A response with a body: its last bytes wait for the hook.
+    let mut s = TcpStream::connect(ficus.addr).await.expect("connect");
+    s.write_all(b"GET /api/orders/1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("send");
+    holding.recv().await.expect("the hook ran");
+    let mut got = Vec::new();
+    available(&s, &mut got);
+    if let Some((length, received)) = announced_and_received(&got) {
+        assert!(
+            received < length,
+            "the whole body ({length} bytes) reached the client while the hook held its end"
+        );
+    }
+    release.notify_one();
+    loop {
+        if let Some((length, received)) = announced_and_received(&got) {
+            if received >= length {
+                assert_eq!(received, length);
+                break;
+            }
+        }
+        let mut buf = [0u8; 8192];
+        let n = s.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed before the whole answer: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+
+    // A response without a body (204): its head waits for the hook.
+    let mut s = TcpStream::connect(ficus.addr).await.expect("connect");
+    s.write_all(b"POST /api/created HTTP/1.1\r\nHost: a\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .expect("send");
+    holding.recv().await.expect("the hook ran");
+    let mut early = Vec::new();
+    available(&s, &mut early);
+    assert!(
+        early.is_empty(),
+        "a bodiless answer went out while the hook held it: {:?}",
+        String::from_utf8_lossy(&early)
+    );
+    release.notify_one();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.expect("the answer");
+    assert_eq!(&head, b"HTTP/1.1 204");
 }

@@ -94,28 +94,44 @@ fn body_hook(ctx: &mut RequestCtx, chunk: Option<&Bytes>, end: bool) {
 
 /// Streams the response body to the client, chunk by chunk as it arrives, through the chain's
 /// response body hook. The upstream's place under `max_connections` is freed once it has
-/// answered in full.
+/// answered in full. With `end_hook`, the last chunk is held back until the chain's
+/// response-end hook has run, so the client cannot have the whole answer before it.
 pub(super) async fn response(
     down: &mut Downstream,
     up: &mut Upstream,
     ctx: &mut RequestCtx,
+    end_hook: bool,
 ) -> Result<()> {
     let hooked = ctx
         .chain()
         .is_some_and(|(c, _)| c.uses(Hooks::RESPONSE_BODY));
+    let mut held: Option<Bytes> = None;
     while let Some(chunk) = up.read_body_bytes().await.map_err(|e| e.into_up())? {
         if hooked {
             if let Some((chain, cx)) = ctx.chain() {
                 chain.on_response_body(Some(&chunk), false, cx);
             }
         }
-        down.write_body(&chunk).await.map_err(|e| e.into_down())?;
+        let ready = if end_hook {
+            held.replace(chunk)
+        } else {
+            Some(chunk)
+        };
+        if let Some(ready) = ready {
+            down.write_body(&ready).await.map_err(|e| e.into_down())?;
+        }
     }
     ctx.permit = None;
-    if hooked {
-        if let Some((chain, cx)) = ctx.chain() {
+    if let Some((chain, cx)) = ctx.chain() {
+        if hooked {
             chain.on_response_body(None, true, cx);
         }
+        if end_hook {
+            chain.on_response_end(cx).await;
+        }
+    }
+    if let Some(last) = held {
+        down.write_body(&last).await.map_err(|e| e.into_down())?;
     }
     down.finish_body().await.map_err(|e| e.into_down())?;
     Ok(())

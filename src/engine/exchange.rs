@@ -353,6 +353,17 @@ async fn respond(
         chain.on_response(&mut heads::Resp(&mut head), cx);
     }
     let switching = head.status.as_u16() == 101 && upgrade;
+    let mut end_hook = !switching
+        && ctx
+            .chain()
+            .is_some_and(|(c, _)| c.uses(Hooks::RESPONSE_END));
+    if end_hook && bodiless(&head, &down.req_header().method) {
+        // Nothing follows the head: the client has the whole answer once the head is out.
+        if let Some((chain, cx)) = ctx.chain() {
+            chain.on_response_end(cx).await;
+        }
+        end_hook = false;
+    }
     down.write_response_header(head)
         .await
         .map_err(|e| e.into_down())?;
@@ -361,5 +372,15 @@ async fn respond(
         up.maybe_upgrade_body_writer();
         return body::tunnel(down, up).await;
     }
-    body::response(down, up, ctx).await
+    body::response(down, up, ctx, end_hook).await
+}
+
+/// Whether a response has no body: by its status, the request's method, or `content-length: 0`.
+fn bodiless(head: &ResponseHeader, method: &http::Method) -> bool {
+    matches!(head.status.as_u16(), 204 | 304)
+        || *method == http::Method::HEAD
+        || head
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
 }

@@ -145,6 +145,12 @@ impl FilterChain {
         }
     }
 
+    pub async fn on_response_end(&self, cx: &mut FilterCtx) {
+        for f in self.with(Hooks::RESPONSE_END) {
+            f.on_response_end(cx).await;
+        }
+    }
+
     pub async fn on_request_end(&self, end: &RequestEnd, cx: &mut FilterCtx) {
         for f in self.with(Hooks::REQUEST_END) {
             f.on_request_end(end, cx).await;

@@ -52,6 +52,7 @@ impl Hooks {
     pub const RESPONSE: Hooks = Hooks(1 << 3);
     pub const RESPONSE_BODY: Hooks = Hooks(1 << 4);
     pub const REQUEST_END: Hooks = Hooks(1 << 5);
+    pub const RESPONSE_END: Hooks = Hooks(1 << 6);
 
     pub const fn union(self, other: Hooks) -> Hooks {
         Hooks(self.0 | other.0)
@@ -165,6 +166,16 @@ pub trait Filter: Send + Sync + 'static {
 
     /// A response body chunk on its way to the client.
     fn on_response_body(&self, _chunk: Option<&Bytes>, _end: bool, _cx: &mut FilterCtx) {}
+
+    /// An upstream's response has been read in full, and its end has not reached the client yet:
+    /// the last body bytes (or, for a response without a body, its head) are held back until
+    /// this returns. What must be durable before the client hears the answer (a webhook's event)
+    /// is done here. It does not run for a filter's own answer, after an error, or on an
+    /// upgraded connection. The h1 engine runs it; Pingora's engine cannot (its body filters are
+    /// synchronous) and does not.
+    fn on_response_end<'a>(&'a self, _cx: &'a mut FilterCtx) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
 
     /// The request is over; `end` says how it ended. Runs off the client's path: the response
     /// has been sent.
