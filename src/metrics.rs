@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 pub const REQUESTS_TOTAL: &str = "ficus_requests_total";
@@ -23,6 +23,9 @@ pub const UPSTREAM_CONNECT_ERRORS_TOTAL: &str = "ficus_upstream_connect_errors_t
 pub const UPSTREAM_TIMEOUTS_TOTAL: &str = "ficus_upstream_timeouts_total";
 pub const PLUGIN_RESPONSES_TOTAL: &str = "ficus_plugin_responses_total";
 pub const UPSTREAM_ENDPOINT_HEALTHY: &str = "ficus_upstream_endpoint_healthy";
+pub const CONNECTIONS_REJECTED_TOTAL: &str = "ficus_connections_rejected_total";
+pub const CLIENT_ERRORS_TOTAL: &str = "ficus_client_errors_total";
+pub const CONNECTIONS_OPEN: &str = "ficus_connections_open";
 
 /// The route label of requests that matched no route.
 pub const DEFAULT_ROUTE: &str = "default";
@@ -47,6 +50,13 @@ pub struct Metrics {
     pub plugin_responses: IntCounterVec,
     /// `{upstream, endpoint}`: 1 while the endpoint passes its checks and is not ejected.
     pub upstream_endpoint_healthy: IntGaugeVec,
+    /// Client connections closed at once because `max_connections` were open.
+    pub connections_rejected: IntCounter,
+    /// Client connections open now (h1 engine).
+    pub connections_open: IntGauge,
+    /// `{reason}`: requests that failed through the client's fault (a malformed or slow head or
+    /// body), answered 4xx or closed, never counted against an upstream.
+    pub client_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -112,6 +122,19 @@ impl Metrics {
                 ),
                 &["upstream", "endpoint"],
             )),
+            connections_rejected: reg.add(IntCounter::new(
+                CONNECTIONS_REJECTED_TOTAL,
+                "Client connections closed at once because max_connections were open",
+            )),
+            connections_open: reg.add(IntGauge::new(
+                CONNECTIONS_OPEN,
+                "Client connections open now",
+            )),
+            client_errors: reg.counter_vec(
+                CLIENT_ERRORS_TOTAL,
+                "Requests that failed through the client's fault, by reason",
+                &["reason"],
+            ),
             registry,
         })
     }

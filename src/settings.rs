@@ -21,6 +21,35 @@ pub struct ProxySettings {
     pub log_format: LogFormat,
     /// Which code forwards requests; one engine serves the whole process.
     pub engine: Engine,
+    /// What a client connection may take: deadlines and sizes (the h1 engine applies them).
+    pub limits: ClientLimits,
+}
+
+/// `[proxy]`'s limits on client connections, with defaults in line with nginx's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// A deadline for a whole request head, from its first byte (not reset by each byte).
+    pub header_timeout: Duration,
+    /// How long a client may leave a request body without sending more of it.
+    pub body_timeout: Duration,
+    /// How long a connection may sit idle between requests.
+    pub keepalive_timeout: Duration,
+    /// The largest request head accepted, in bytes.
+    pub max_header_size: usize,
+    /// Client connections open at once; new ones beyond it are closed at once and counted.
+    pub max_connections: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(75),
+            max_header_size: 32 * 1024,
+            max_connections: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

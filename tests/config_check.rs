@@ -962,6 +962,53 @@ fn engine_is_pingora_or_h1_and_anything_else_is_reported_at_the_value() {
 }
 
 #[test]
+fn client_limits_have_nginx_like_defaults_and_bad_values_are_reported_at_the_value() {
+    let proxy = |extra: &str| {
+        MINIMAL.replace(
+            "default = \"legacy\"",
+            &format!("default = \"legacy\"\n{extra}"),
+        )
+    };
+    let limits = ok(MINIMAL).proxy.limits;
+    assert_eq!(limits.header_timeout, Duration::from_secs(60));
+    assert_eq!(limits.body_timeout, Duration::from_secs(60));
+    assert_eq!(limits.keepalive_timeout, Duration::from_secs(75));
+    assert_eq!(limits.max_header_size, 32 * 1024);
+    assert_eq!(limits.max_connections, 10_000);
+    let set = ok(&proxy(
+        "header_timeout = \"5s\"\nbody_timeout = \"10s\"\nkeepalive_timeout = \"2m\"\nmax_header_size = \"64KiB\"\nmax_connections = 500",
+    ))
+    .proxy
+    .limits;
+    assert_eq!(set.header_timeout, Duration::from_secs(5));
+    assert_eq!(set.body_timeout, Duration::from_secs(10));
+    assert_eq!(set.keepalive_timeout, Duration::from_secs(120));
+    assert_eq!(set.max_header_size, 64 * 1024);
+    assert_eq!(set.max_connections, 500);
+    for (line, needle) in [
+        ("header_timeout = \"0s\"", "zero"),
+        ("body_timeout = \"10ms\"", "too short"),
+        ("keepalive_timeout = \"soon\"", "soon"),
+        (
+            "max_header_size = \"100\"",
+            "max_header_size must be from 1KiB to 1MiB",
+        ),
+        (
+            "max_header_size = \"2MiB\"",
+            "max_header_size must be from 1KiB to 1MiB",
+        ),
+        (
+            "max_connections = 0",
+            "max_connections must be a whole number",
+        ),
+    ] {
+        let d = one_error(&proxy(line));
+        assert_eq!(d.line, 3, "{line}: {d}");
+        assert!(d.to_string().contains(needle), "{line}: {d}");
+    }
+}
+
+#[test]
 fn client_version_user_agent_needs_a_valid_regex_with_a_version_group() {
     let cv = |body: &str| format!("{MINIMAL}\n[client_version]\n{body}\n");
     let t = ok(&cv(

@@ -131,6 +131,21 @@ impl Ctx<'_> {
         }
     }
 
+    /// A size written as a number of bytes (`1048576`) or with a unit (`"1MiB"`).
+    pub fn byte_size(&mut self, size: &Spanned<Scalar>) -> Option<u64> {
+        let parsed = match size.get_ref() {
+            Scalar::Integer(_) | Scalar::Float(_) => units::parse_size(&size.get_ref().to_string()),
+            Scalar::String(s) => units::parse_size(s),
+        };
+        match parsed {
+            Ok(bytes) => Some(bytes),
+            Err(message) => {
+                self.problems.error(size.span(), message);
+                None
+            }
+        }
+    }
+
     /// An optional whole number of at least `min`, with its default; `None` when it is written
     /// but not valid.
     pub fn count(

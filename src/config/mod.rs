@@ -16,6 +16,7 @@ mod checks;
 mod compile;
 mod de;
 mod diagnostics;
+mod limits;
 mod plugins;
 mod proxy;
 mod raw;

@@ -19,7 +19,7 @@ pub(crate) const DEFAULT_LISTEN: SocketAddr =
 pub(crate) const DEFAULT_DATA_DIR: &str = "./ficus-data";
 pub(crate) const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_VERSION_HEADER: &str = "x-client-version";
-/// Pingora's proxy path until ficus's own HTTP/1 engine has proven itself under the whole suite.
+/// ficus's own HTTP/1 engine; Pingora's proxy path stays selectable for one more cycle.
 pub(crate) const DEFAULT_ENGINE: Engine = Engine::H1;
 
 /// The settings and the default upstream; `[proxy]` is required for `default`.
@@ -50,6 +50,11 @@ pub(crate) fn settings(
         threads,
         log_format,
         engine,
+        header_timeout,
+        body_timeout,
+        keepalive_timeout,
+        max_header_size,
+        max_connections,
         // Resolved with the plugin instances, by `compile::validate`.
         plugins: _,
         // Reloadable, so kept in the table: `compile::validate`.
@@ -146,6 +151,16 @@ pub(crate) fn settings(
         }
     };
     let engine = engine_setting(ctx, engine.as_ref());
+    let limits = super::limits::client_limits(
+        ctx,
+        &super::limits::RawLimits {
+            header_timeout: header_timeout.as_ref(),
+            body_timeout: body_timeout.as_ref(),
+            keepalive_timeout: keepalive_timeout.as_ref(),
+            max_header_size: max_header_size.as_ref(),
+            max_connections: max_connections.as_ref(),
+        },
+    );
 
     Some((
         ProxySettings {
@@ -158,6 +173,7 @@ pub(crate) fn settings(
             threads: threads?,
             log_format: log_format?,
             engine: engine?,
+            limits: limits?,
         },
         default_upstream?,
     ))

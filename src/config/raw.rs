@@ -62,6 +62,12 @@ pub(crate) struct RawProxy {
     pub log_format: Option<Spanned<String>>,
     /// `"pingora"` or `"h1"`: see [`crate::settings::Engine`].
     pub engine: Option<Spanned<String>>,
+    /// Limits on client connections: see [`crate::settings::ClientLimits`].
+    pub header_timeout: Option<Spanned<String>>,
+    pub body_timeout: Option<Spanned<String>>,
+    pub keepalive_timeout: Option<Spanned<String>>,
+    pub max_header_size: Option<Spanned<Scalar>>,
+    pub max_connections: Option<Spanned<Scalar>>,
     /// Plugins run on every request, before the route's own (also when no route matches).
     pub plugins: Option<Spanned<Vec<Spanned<String>>>>,
     /// Peers (CIDRs or addresses) whose X-Forwarded-* headers are believed.

@@ -5,9 +5,8 @@ use toml::Spanned;
 
 use super::checks;
 use super::compile::Ctx;
-use super::raw::{RawShadow, Scalar};
+use super::raw::RawShadow;
 use super::routes::method_list;
-use super::units;
 use crate::routing::StickyKey;
 use crate::shadow::ShadowSpec;
 
@@ -68,7 +67,7 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawShadow>) -> Option<ShadowS
     };
     let max_body = match max_body {
         None => Some(DEFAULT_MAX_BODY),
-        Some(size) => byte_size(ctx, size),
+        Some(size) => ctx.byte_size(size),
     };
     let ignore_headers = all(ctx, ignore_headers.as_deref(), checks::header_name);
     let ignore = all(ctx, ignore.as_deref(), checks::json_pointer);
@@ -123,19 +122,4 @@ fn all<T>(
         .map(|item| ctx.parse(item, &check))
         .collect();
     items.into_iter().collect()
-}
-
-/// A size written as a number of bytes (`1048576`) or with a unit (`"1MiB"`).
-fn byte_size(ctx: &mut Ctx, size: &Spanned<Scalar>) -> Option<u64> {
-    let parsed = match size.get_ref() {
-        Scalar::Integer(_) | Scalar::Float(_) => units::parse_size(&size.get_ref().to_string()),
-        Scalar::String(s) => units::parse_size(s),
-    };
-    match parsed {
-        Ok(bytes) => Some(bytes),
-        Err(message) => {
-            ctx.problems.error(size.span(), message);
-            None
-        }
-    }
 }

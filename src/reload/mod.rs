@@ -6,7 +6,8 @@
 //! table is serving), `unchanged` (same text as the running table) or `rejected` (the running table
 //! stays; the errors are logged once per distinct failure, not once per file event). Settings that
 //! only take effect at start (`listen`, `admin`, `admin_token_env`, `threads`, `data_dir`,
-//! `log_format`, `engine`, `grace_period`, `shutdown_delay`) cannot change live: a table that
+//! `log_format`, `engine`, `grace_period`, `shutdown_delay` and the client limits: `header_timeout`,
+//! `body_timeout`, `keepalive_timeout`, `max_header_size`, `max_connections`) cannot change live: a table that
 //! changes one is rejected with a message saying a restart (or `ficus run --upgrade`) is needed.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use crate::config;
 use crate::metrics::Metrics;
 use crate::proxy::SharedTable;
 use crate::routing::RouteTable;
-use crate::settings::ProxySettings;
+use crate::settings::{ClientLimits, ProxySettings};
 
 /// What one reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +209,7 @@ pub fn restart_only_changes(old: &ProxySettings, new: &ProxySettings) -> Vec<&'s
         threads,
         log_format,
         engine,
+        limits,
     } = old;
     let mut changed = Vec::new();
     if *listen != new.listen {
@@ -236,6 +238,28 @@ pub fn restart_only_changes(old: &ProxySettings, new: &ProxySettings) -> Vec<&'s
     }
     if *engine != new.engine {
         changed.push("engine");
+    }
+    let ClientLimits {
+        header_timeout,
+        body_timeout,
+        keepalive_timeout,
+        max_header_size,
+        max_connections,
+    } = limits;
+    let to = &new.limits;
+    for (key, same) in [
+        ("header_timeout", *header_timeout == to.header_timeout),
+        ("body_timeout", *body_timeout == to.body_timeout),
+        (
+            "keepalive_timeout",
+            *keepalive_timeout == to.keepalive_timeout,
+        ),
+        ("max_header_size", *max_header_size == to.max_header_size),
+        ("max_connections", *max_connections == to.max_connections),
+    ] {
+        if !same {
+            changed.push(key);
+        }
     }
     changed
 }
@@ -278,6 +302,13 @@ mod tests {
         assert_eq!(
             restart_only_changes(&base, &table("engine = \"pingora\"")),
             vec!["engine"]
+        );
+        assert_eq!(
+            restart_only_changes(
+                &base,
+                &table("header_timeout = \"5s\"\nmax_connections = 10")
+            ),
+            vec!["header_timeout", "max_connections"]
         );
     }
 
