@@ -144,7 +144,12 @@ pub fn build(
             server.add_service(proxy_service(app, &settings.listen));
         }
         Engine::H1 => {
-            let app = H1::new(shared.clone(), access_log.clone(), metrics.clone());
+            let app = H1::new(
+                shared.clone(),
+                access_log.clone(),
+                metrics.clone(),
+                settings.limits,
+            );
             server.add_service(proxy_service(app, &settings.listen));
         }
     }

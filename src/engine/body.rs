@@ -36,6 +36,13 @@ pub(super) async fn exchange(
         }
     }
     let mut request_done = down.is_body_done();
+    // While the client is still sending the body, the upstream is rightly waiting for it: its
+    // answer's deadline starts once the body is all there. A client that stalls meanwhile is
+    // the body timeout's (408), never the upstream's (504, a fallback).
+    let response_timeout = up.read_timeout;
+    if !request_done {
+        up.read_timeout = None;
+    }
     if request_done {
         if !replay {
             body_hook(ctx, None, true);
@@ -61,7 +68,9 @@ pub(super) async fn exchange(
                     }
                     continue;
                 }
-                return Ok((Box::new(head.clone()), request_done));
+                let head = Box::new(head.clone());
+                up.read_timeout = response_timeout;
+                return Ok((head, request_done));
             }
             chunk = down.read_body_bytes(), if !request_done => {
                 match chunk.map_err(|e| e.into_down())? {
@@ -71,6 +80,7 @@ pub(super) async fn exchange(
                     }
                     None => {
                         request_done = true;
+                        up.read_timeout = response_timeout;
                         body_hook(ctx, None, true);
                         up.finish_body().await.map_err(|e| e.into_up())?;
                     }

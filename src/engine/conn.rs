@@ -13,7 +13,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use pingora::ErrorType;
 
-use super::{exchange, BODY_TIMEOUT, H1, HEADER_TIMEOUT, KEEPALIVE_TIMEOUT};
+use super::{exchange, H1};
 
 /// What the wait for the next request saw.
 enum Next {
@@ -64,22 +64,23 @@ async fn one_request(
     // ficus's own deadlines replace the session's per-read timeout (which restarts on every
     // byte and runs on Pingora's timer thread).
     down.set_read_timeout(None);
-    match tokio::time::timeout(HEADER_TIMEOUT, down.read_request()).await {
+    let limits = &app.limits;
+    match tokio::time::timeout(limits.header_timeout, down.read_request()).await {
         Ok(Ok(Some(_))) => {}
         // Closed before a whole head: nothing to answer.
         Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
             if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
-                exchange::refuse_head(&mut down, 400).await;
+                exchange::refuse_head(app, &mut down, 400, "bad_head").await;
             }
             return None;
         }
         Err(_) => {
-            exchange::refuse_head(&mut down, 408).await;
+            exchange::refuse_head(app, &mut down, 408, "header_timeout").await;
             return None;
         }
     }
-    down.set_read_timeout(Some(BODY_TIMEOUT));
+    down.set_read_timeout(Some(limits.body_timeout));
     // A connection whose server is stopping serves this request and closes.
     let closing = app.is_closing() || *shutdown.borrow();
     exchange::serve(app, &mut down, closing).await;
@@ -94,9 +95,9 @@ async fn one_request(
 /// already on its way on a connection accepted just before is still served.
 async fn wait_for_request(app: &H1, stream: &mut Stream, served: usize) -> Next {
     let limit = if served == 0 {
-        HEADER_TIMEOUT
+        app.limits.header_timeout
     } else {
-        KEEPALIVE_TIMEOUT
+        app.limits.keepalive_timeout
     };
     let deadline = Instant::now() + limit;
     {

@@ -21,8 +21,10 @@ use crate::proxy::{ctx, edge, errors, fallback, heads, RequestCtx};
 use crate::routing::RouteTable;
 use crate::upstream::pool::Pool;
 
-/// Answers a request whose head could not be read (malformed: 400; too slow: 408) and closes.
-pub(super) async fn refuse_head(down: &mut Downstream, code: u16) {
+/// Answers a request whose head could not be read (malformed: 400; too slow: 408) and closes;
+/// it is counted as the client's error and, with `route="default"`, as a request.
+pub(super) async fn refuse_head(app: &H1, down: &mut Downstream, code: u16, reason: &str) {
+    app.metrics.client_errors.with_label_values(&[reason]).inc();
     let body = errors::body_for(code);
     if let Ok(resp) = error_head(code, body.len(), None) {
         down.set_server_keepalive(None);
@@ -30,6 +32,29 @@ pub(super) async fn refuse_head(down: &mut Downstream, code: u16) {
             let _ = down.write_body(body.as_bytes()).await;
             let _ = down.finish_body().await;
         }
+    }
+    let done = Done {
+        method: "-",
+        path: "-",
+        status_written: Some(code),
+        bytes: down.body_bytes_sent(),
+    };
+    let ctx = RequestCtx::new();
+    accounting::finish_request(&done, None, &ctx, &app.access_log, &app.metrics, false);
+}
+
+/// Why a request failed through its client's fault, for `ficus_client_errors_total`; `None` when
+/// the client is not to blame (or simply went away).
+fn client_fault(e: &Error) -> Option<&'static str> {
+    if !matches!(e.esource(), pingora::ErrorSource::Downstream) {
+        return None;
+    }
+    match e.etype() {
+        ErrorType::ReadTimedout => Some("body_timeout"),
+        ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::Custom(_) => {
+            Some("bad_body")
+        }
+        _ => None,
     }
 }
 
@@ -41,13 +66,16 @@ pub(super) async fn serve(app: &H1, down: &mut Downstream, closing: bool) {
     }
     if down.req_header().method == http::Method::CONNECT {
         // Tunnels are not proxied (nor by Pingora's engine): 405, and the connection closes.
-        refuse_head(down, 405).await;
+        refuse_head(app, down, 405, "connect").await;
         return;
     }
     let mut ctx = RequestCtx::new();
     let result = run(app, down, &mut ctx).await;
     let e = result.err();
     if let Some(e) = &e {
+        if let Some(reason) = client_fault(e) {
+            app.metrics.client_errors.with_label_values(&[reason]).inc();
+        }
         let code = errors::status_for(e.etype(), e.esource());
         if code > 0 && !ctx.response_started {
             let page = errors::body_for(code);
@@ -69,7 +97,7 @@ pub(super) async fn serve(app: &H1, down: &mut Downstream, closing: bool) {
     let wants_end = ctx.chain().is_some_and(|(c, _)| c.uses(Hooks::REQUEST_END));
     let req = down.req_header();
     let done = Done {
-        method: &req.method,
+        method: req.method.as_str(),
         path: req.uri.path(),
         status_written: down
             .response_written()
@@ -115,6 +143,10 @@ async fn run(app: &H1, down: &mut Downstream, ctx: &mut RequestCtx) -> Result<()
         Ok(n) => n,
         Err(e) => {
             ctx.response_started = true;
+            app.metrics
+                .client_errors
+                .with_label_values(&["bad_path"])
+                .inc();
             let page = Bytes::from(format!("400 Bad Request: {e}\n"));
             return write_whole(down, error_head(400, page.len(), None), page, true).await;
         }

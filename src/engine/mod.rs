@@ -19,9 +19,8 @@ mod body;
 mod conn;
 mod exchange;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -33,16 +32,7 @@ use tokio::sync::Notify;
 use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
 use crate::proxy::SharedTable;
-
-/// How long a client connection may sit between requests before ficus closes it (Pingora's
-/// engine uses the same 60 s).
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long the client has to send a whole request head once its first byte arrived.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long the client may leave a request body without sending more of it.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::settings::ClientLimits;
 
 /// The h1 engine's app: one per listening service.
 pub struct H1 {
@@ -50,18 +40,28 @@ pub struct H1 {
     access_log: AccessLog,
     metrics: Arc<Metrics>,
     connector: TransportConnector,
+    limits: ClientLimits,
+    /// Client connections open now, against `limits.max_connections`.
+    open: AtomicUsize,
     /// Set by [`ServerApp::cleanup`]: connections waiting for a request close.
     closing: AtomicBool,
     closed: Notify,
 }
 
 impl H1 {
-    pub fn new(table: SharedTable, access_log: AccessLog, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        table: SharedTable,
+        access_log: AccessLog,
+        metrics: Arc<Metrics>,
+        limits: ClientLimits,
+    ) -> Self {
         H1 {
             table,
             access_log,
             metrics,
             connector: TransportConnector::new(None),
+            limits,
+            open: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             closed: Notify::new(),
         }
@@ -84,6 +84,28 @@ impl H1 {
     }
 }
 
+/// A client connection's place under `max_connections`, and in the open-connections gauge.
+struct OpenConnection<'a>(&'a H1);
+
+impl<'a> OpenConnection<'a> {
+    fn new(app: &'a H1) -> Option<Self> {
+        let was = app.open.fetch_add(1, Ordering::AcqRel);
+        if was >= app.limits.max_connections {
+            app.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        app.metrics.connections_open.inc();
+        Some(OpenConnection(app))
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connections_open.dec();
+    }
+}
+
 #[async_trait]
 impl ServerApp for H1 {
     async fn process_new(
@@ -91,6 +113,12 @@ impl ServerApp for H1 {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // Past the cap the connection is closed at once, before anything is read or allocated
+        // for it, and counted.
+        let Some(_open) = OpenConnection::new(self) else {
+            self.metrics.connections_rejected.inc();
+            return None;
+        };
         conn::serve(self, stream, shutdown).await;
         None
     }

@@ -82,7 +82,8 @@ fn count_request(
 
 /// What the engine knows of a request once it is done.
 pub(crate) struct Done<'a> {
-    pub method: &'a http::Method,
+    /// `-` when the head could not be read.
+    pub method: &'a str,
     pub path: &'a str,
     /// The status of the response head written to the client, if one was.
     pub status_written: Option<u16>,
@@ -139,7 +140,7 @@ pub(crate) fn finish_request(
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-"),
-            method: done.method.as_str(),
+            method: done.method,
             path: done.path,
             route,
             upstream,

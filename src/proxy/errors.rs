@@ -63,8 +63,16 @@ pub fn status_for(etype: &ErrorType, source: &ErrorSource) -> u16 {
         | ErrorType::FileReadError
         | ErrorType::FileWriteError
         | ErrorType::InternalError
-        | ErrorType::UnknownError
-        | ErrorType::Custom(_) => 500,
+        | ErrorType::UnknownError => 500,
+        // The session's body parser (a bad chunk size, a bad trailer end): the client's error
+        // when it is the client's body.
+        ErrorType::Custom(_) => {
+            if downstream {
+                400
+            } else {
+                500
+            }
+        }
     }
 }
 
@@ -104,5 +112,7 @@ mod tests {
         assert_eq!(status_for(&ErrorType::ReadTimedout, &down), 408);
         assert_eq!(status_for(&ErrorType::ConnectionClosed, &down), 0);
         assert_eq!(status_for(&ErrorType::HTTPStatus(503), &down), 503);
+        let bad_chunk = ErrorType::Custom("InvalidChunk");
+        assert_eq!(status_for(&bad_chunk, &down), 400);
     }
 }

@@ -328,7 +328,7 @@ impl ProxyHttp for Ficus {
         let wants_end = ctx.chain().is_some_and(|(c, _)| c.uses(Hooks::REQUEST_END));
         let req = session.req_header();
         let done = accounting::Done {
-            method: &req.method,
+            method: req.method.as_str(),
             path: req.uri.path(),
             status_written: session.response_written().map(|r| r.status.as_u16()),
             bytes: session.body_bytes_sent(),
