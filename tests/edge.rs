@@ -183,3 +183,47 @@ async fn an_upstream_status_above_599_or_an_unasked_101_becomes_502() {
         assert_eq!(resp.status, 502, "{head:?}");
     }
 }
+
+/// Strict request targets: origin-form, absolute-form turned into origin-form (its authority the
+/// `Host`), `*` for OPTIONS only; HTTP/1.1 needs a valid `Host`; only `chunked` is a transfer
+/// coding; identical duplicate lengths become one. Refusals reach no upstream.
+#[tokio::test]
+async fn request_targets_hosts_and_framing_are_strict() {
+    let (legacy, admin, public, ficus) = start(TABLE).await;
+    for (request, status) in [
+        (&b"GET admin/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"[..], 400),
+        (b"GET /admin/x HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
+        (b"GET /public/x HTTP/1.1\r\nHost: evil.example/admin\r\nConnection: close\r\n\r\n", 400),
+        (b"GET * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 400),
+        (b"POST /public/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501),
+    ] {
+        let resp = raw_exchange(ficus.addr, request).await;
+        assert_eq!(resp.status, status, "{:?}", String::from_utf8_lossy(request));
+    }
+    assert_eq!(legacy.hits() + admin.hits() + public.hits(), 0);
+
+    let resp = raw_exchange(
+        ficus.addr,
+        b"GET http://shop.example/admin/x?y=1 HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    let echoed = Echoed::parse(&resp.body);
+    assert_eq!(echoed.path, "/admin/x");
+    assert_eq!(echoed.header("host"), Some("shop.example"));
+    assert_eq!(
+        admin.hits(),
+        1,
+        "the absolute-form target was routed by its path"
+    );
+
+    let resp = raw_exchange(
+        ficus.addr,
+        b"POST /public/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    let echoed = Echoed::parse(&resp.body);
+    assert_eq!(echoed.headers["content-length"], ["5"]);
+    assert_eq!(echoed.body_len, 5);
+}

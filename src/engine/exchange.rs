@@ -145,10 +145,11 @@ async fn run(app: &H1, down: &mut Downstream, ctx: &mut RequestCtx) -> Result<()
             ctx.response_started = true;
             app.metrics
                 .client_errors
-                .with_label_values(&["bad_path"])
+                .with_label_values(&[e.reason()])
                 .inc();
-            let page = Bytes::from(format!("400 Bad Request: {e}\n"));
-            return write_whole(down, error_head(400, page.len(), None), page, true).await;
+            let page = Bytes::from(e.page());
+            let head = error_head(e.status(), page.len(), None);
+            return write_whole(down, head, page, true).await;
         }
     };
     if let Some(answer) = ctx.route(table.clone(), down.req_header_mut(), normalized.as_ref()) {

@@ -7,22 +7,63 @@ use ficus_plugin::FilterCtx;
 use pingora::http::RequestHeader;
 use pingora::{Error, ErrorType, Result};
 
+use super::target::{self, Target, TargetError};
 use crate::filters::headers;
 use crate::routing::normalize::{normalize, PathError};
 use crate::routing::RouteTable;
 
+/// Why the edge refuses a request before routing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EdgeError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Path(#[from] PathError),
+}
+
+impl EdgeError {
+    /// The status the client gets: 501 for a transfer coding ficus does not implement, else 400.
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            EdgeError::Target(t) => t.status(),
+            EdgeError::Path(_) => 400,
+        }
+    }
+
+    /// The `ficus_client_errors_total` reason.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            EdgeError::Target(TargetError::UnknownCoding(_)) => "unknown_coding",
+            EdgeError::Target(_) => "bad_target",
+            EdgeError::Path(_) => "bad_path",
+        }
+    }
+
+    /// The short plain-text page.
+    pub(crate) fn page(&self) -> String {
+        match self.status() {
+            501 => format!("501 Not Implemented: {self}\n"),
+            _ => format!("400 Bad Request: {self}\n"),
+        }
+    }
+}
+
 /// Prepares the request head for routing. Returns the (forward, matching) paths when
-/// normalisation changed anything (`None`, the common case, allocates nothing), or why the path
-/// is refused.
+/// normalisation changed anything (`None`, the common case, allocates nothing), or why the
+/// request is refused.
 pub(crate) fn prepare(
     req: &mut RequestHeader,
     peer: Option<std::net::IpAddr>,
     table: &RouteTable,
     cx: &mut FilterCtx,
-) -> std::result::Result<Option<(String, String)>, PathError> {
-    let normalized = match normalize(req.uri.path(), table.allow_encoded_slash)? {
-        p if matches!(p.matching, std::borrow::Cow::Borrowed(_)) => None,
-        p => Some((p.forward.into_owned(), p.matching.into_owned())),
+) -> std::result::Result<Option<(String, String)>, EdgeError> {
+    let normalized = match target::check(req)? {
+        // `OPTIONS *` names no path: routed as the unmatched request it is.
+        Target::Asterisk => None,
+        Target::Origin => match normalize(req.uri.path(), table.allow_encoded_slash)? {
+            p if matches!(p.matching, std::borrow::Cow::Borrowed(_)) => None,
+            p => Some((p.forward.into_owned(), p.matching.into_owned())),
+        },
     };
     if let Some((forward, _)) = &normalized {
         if forward != req.uri.path() {

@@ -28,6 +28,7 @@ pub mod errors;
 pub mod fallback;
 pub(crate) mod heads;
 pub(crate) mod respond;
+pub mod target;
 
 pub use ctx::RequestCtx;
 use respond::{write_error, write_filter_response};
@@ -88,7 +89,7 @@ impl ProxyHttp for Ficus {
                 Ok(n) => n,
                 Err(e) => {
                     ctx.response_started = true;
-                    write_error(session, 400, format!("400 Bad Request: {e}\n"), None).await?;
+                    write_error(session, e.status(), e.page(), None).await?;
                     return Ok(true);
                 }
             };

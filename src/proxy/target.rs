@@ -1,0 +1,226 @@
+//! Strict request targets and framing (RFC 9112 sections 3.2 and 6), checked before routing:
+//! the request target is origin-form (`/path?query`), or absolute-form turned into origin-form
+//! with its authority as `Host`, or `*` for `OPTIONS` only; HTTP/1.1 needs exactly one valid
+//! `Host`; the only transfer coding forwarded is `chunked`; identical duplicate
+//! `Content-Length` lines become one. Pingora's session has already refused a second `Host`,
+//! userinfo, an absolute-form authority that differs from `Host`, differing `Content-Length`s and
+//! a body whose last coding is not `chunked`.
+
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderValue, Method, Uri, Version};
+use pingora::http::RequestHeader;
+
+/// Why a request's target or framing is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("an HTTP/1.1 request needs a Host header")]
+    NoHost,
+    #[error("the Host header is not a host[:port]")]
+    BadHost,
+    #[error("the request target is not a path starting with '/'")]
+    BadTarget,
+    #[error("the request target '*' is for OPTIONS only")]
+    AsteriskNotOptions,
+    #[error("transfer coding {0:?} is not supported; only chunked is")]
+    UnknownCoding(String),
+}
+
+impl TargetError {
+    /// 501 for a transfer coding ficus does not implement (RFC 9112 section 6.1), else 400.
+    pub fn status(&self) -> u16 {
+        match self {
+            TargetError::UnknownCoding(_) => 501,
+            _ => 400,
+        }
+    }
+}
+
+/// What kind of target a request has, once checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `/path?query`: routed and normalised.
+    Origin,
+    /// `OPTIONS *`: about the server as a whole, routed as no path.
+    Asterisk,
+}
+
+/// Checks (and where the RFC says so, rewrites) `req`'s target, `Host` and framing headers.
+pub fn check(req: &mut RequestHeader) -> Result<Target, TargetError> {
+    let target = match req.raw_path().first() {
+        Some(b'/') => Target::Origin,
+        Some(b'*') if req.raw_path() == b"*" => {
+            if req.method != Method::OPTIONS {
+                return Err(TargetError::AsteriskNotOptions);
+            }
+            Target::Asterisk
+        }
+        _ => {
+            to_origin_form(req)?;
+            Target::Origin
+        }
+    };
+    match req.headers.get(HOST) {
+        None if req.version == Version::HTTP_11 => return Err(TargetError::NoHost),
+        None => {}
+        Some(host) if !valid_host(host) => return Err(TargetError::BadHost),
+        Some(_) => {}
+    }
+    check_codings(req)?;
+    collapse_content_length(req);
+    Ok(target)
+}
+
+/// An absolute-form target (`http://shop.example/a?b`) becomes origin-form (`/a?b`), and its
+/// authority the `Host` (RFC 9112 section 3.2.2: the target's authority wins).
+fn to_origin_form(req: &mut RequestHeader) -> Result<(), TargetError> {
+    // The raw target: the parsed `uri` may not keep an absolute-form's scheme and authority.
+    let uri = Uri::try_from(req.raw_path()).map_err(|_| TargetError::BadTarget)?;
+    let absolute = matches!(uri.scheme_str(), Some("http" | "https"));
+    let (Some(authority), true) = (uri.authority(), absolute) else {
+        return Err(TargetError::BadTarget);
+    };
+    let host = HeaderValue::from_str(authority.as_str()).map_err(|_| TargetError::BadHost)?;
+    let origin = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let origin = if origin.starts_with('/') {
+        origin.to_string()
+    } else {
+        format!("/{origin}")
+    };
+    let origin = Uri::try_from(origin).map_err(|_| TargetError::BadTarget)?;
+    req.set_uri(origin);
+    req.insert_header(HOST, host)
+        .map_err(|_| TargetError::BadHost)?;
+    Ok(())
+}
+
+/// A `Host` is a host name or IP literal with an optional port, and nothing else.
+fn valid_host(host: &HeaderValue) -> bool {
+    let bytes = host.as_bytes();
+    if bytes.is_empty() || bytes.iter().any(|b| b"/?#@ \t\\".contains(b)) {
+        return false;
+    }
+    http::uri::Authority::try_from(bytes).is_ok()
+}
+
+/// Every transfer coding must be `chunked`: ficus does not decode others, and forwarding a body
+/// whose coding it dropped would change its meaning.
+fn check_codings(req: &RequestHeader) -> Result<(), TargetError> {
+    for value in req.headers.get_all(TRANSFER_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("chunked") {
+                let shown: String = coding.chars().take(40).collect();
+                return Err(TargetError::UnknownCoding(shown));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Identical duplicate `Content-Length` lines (the session refused differing ones) become one.
+fn collapse_content_length(req: &mut RequestHeader) {
+    let mut values = req.headers.get_all(CONTENT_LENGTH).iter();
+    let (Some(first), Some(_)) = (values.next().cloned(), values.next()) else {
+        return;
+    };
+    // `1, 1` on one line is one length too.
+    let single = String::from_utf8_lossy(first.as_bytes())
+        .split(',')
+        .next()
+        .map(|v| v.trim().to_string());
+    if let Some(Ok(v)) = single.map(HeaderValue::try_from) {
+        let _ = req.insert_header(CONTENT_LENGTH, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build(method, target.as_bytes(), None).unwrap();
+        for (n, v) in headers {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn origin_form_with_a_host_passes_untouched() {
+        let mut r = req("GET", "/a?b=1", &[("host", "shop.example:8080")]);
+        assert_eq!(check(&mut r), Ok(Target::Origin));
+        assert_eq!(r.uri.to_string(), "/a?b=1");
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form_with_its_authority_as_host() {
+        let mut r = req("GET", "http://shop.example/a/b?c=d", &[]);
+        assert_eq!(check(&mut r), Ok(Target::Origin));
+        assert_eq!(r.uri.to_string(), "/a/b?c=d");
+        assert_eq!(r.headers[HOST], "shop.example");
+        let mut bare = req("GET", "http://shop.example", &[]);
+        assert_eq!(check(&mut bare), Ok(Target::Origin));
+        assert_eq!(bare.uri.path(), "/");
+    }
+
+    #[test]
+    fn targets_without_a_leading_slash_and_stray_asterisks_are_refused() {
+        let mut r = req("GET", "admin/x", &[("host", "a")]);
+        assert_eq!(check(&mut r), Err(TargetError::BadTarget));
+        let mut r = req("GET", "*", &[("host", "a")]);
+        assert_eq!(check(&mut r), Err(TargetError::AsteriskNotOptions));
+        let mut r = req("OPTIONS", "*", &[("host", "a")]);
+        assert_eq!(check(&mut r), Ok(Target::Asterisk));
+    }
+
+    #[test]
+    fn http_1_1_needs_a_valid_host() {
+        let mut r = req("GET", "/", &[]);
+        assert_eq!(check(&mut r), Err(TargetError::NoHost));
+        let mut r = req("GET", "/", &[]);
+        r.set_version(Version::HTTP_10);
+        assert_eq!(check(&mut r), Ok(Target::Origin), "HTTP/1.0 may omit it");
+        for bad in ["evil.example/admin", "a b", "", "a?x", "[::1"] {
+            let mut r = req("GET", "/", &[("host", bad)]);
+            assert_eq!(check(&mut r), Err(TargetError::BadHost), "{bad:?}");
+        }
+        for good in ["a", "shop.example:443", "127.0.0.1", "[::1]:8080"] {
+            let mut r = req("GET", "/", &[("host", good)]);
+            assert_eq!(check(&mut r), Ok(Target::Origin), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn only_chunked_is_a_transfer_coding_ficus_forwards() {
+        let mut r = req(
+            "POST",
+            "/",
+            &[("host", "a"), ("transfer-encoding", "chunked")],
+        );
+        assert_eq!(check(&mut r), Ok(Target::Origin));
+        let mut r = req(
+            "POST",
+            "/",
+            &[("host", "a"), ("transfer-encoding", "gzip, chunked")],
+        );
+        let e = check(&mut r).unwrap_err();
+        assert_eq!(e, TargetError::UnknownCoding("gzip".into()));
+        assert_eq!(e.status(), 501);
+    }
+
+    #[test]
+    fn identical_content_lengths_become_one() {
+        let mut r = req(
+            "POST",
+            "/",
+            &[
+                ("host", "a"),
+                ("content-length", "5"),
+                ("content-length", "5"),
+            ],
+        );
+        assert_eq!(check(&mut r), Ok(Target::Origin));
+        let all: Vec<_> = r.headers.get_all(CONTENT_LENGTH).iter().collect();
+        assert_eq!(all, ["5"]);
+    }
+}
