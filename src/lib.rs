@@ -43,3 +43,13 @@ pub use ficus_plugin::state;
 pub mod shadow;
 pub mod upstream;
 pub mod webhook;
+
+/// How many cases each property test runs: 10,000 in `./dev test`; `./dev fuzz` sets
+/// `FICUS_FUZZ_CASES` (a million) and runs the property tests alone, in release mode.
+#[cfg(test)]
+pub(crate) fn fuzz_cases() -> u32 {
+    std::env::var("FICUS_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+}

@@ -125,6 +125,10 @@ pub fn summary(table: &RouteTable) -> String {
 }
 
 #[cfg(test)]
+#[path = "fuzz_tests.rs"]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

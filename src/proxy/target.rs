@@ -47,7 +47,8 @@ pub enum Target {
 /// Checks (and where the RFC says so, rewrites) `req`'s target, `Host` and framing headers.
 pub fn check(req: &mut RequestHeader) -> Result<Target, TargetError> {
     let target = match req.raw_path().first() {
-        Some(b'/') => Target::Origin,
+        // The parsed target must agree with the raw one (it always does for a parsed head).
+        Some(b'/') if req.uri.path().starts_with('/') => Target::Origin,
         Some(b'*') if req.raw_path() == b"*" => {
             if req.method != Method::OPTIONS {
                 return Err(TargetError::AsteriskNotOptions);
@@ -136,6 +137,7 @@ fn collapse_content_length(req: &mut RequestHeader) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn req(method: &str, target: &str, headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build(method, target.as_bytes(), None).unwrap();
@@ -222,5 +224,57 @@ mod tests {
         assert_eq!(check(&mut r), Ok(Target::Origin));
         let all: Vec<_> = r.headers.get_all(CONTENT_LENGTH).iter().collect();
         assert_eq!(all, ["5"]);
+    }
+
+    /// Request targets as an attacker writes them: every form, every escape, junk.
+    fn target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "/[a-z/%.;?=&*#]{0,20}",
+            "(http|https|HTTP|ftp)://[a-z.:@\\[\\]0-9]{0,15}(/[a-z/%.?]{0,10})?",
+            Just("*".to_string()),
+            "[ -~]{0,24}",
+        ]
+    }
+
+    fn host() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop_oneof!["[a-z0-9.:\\[\\]@/?# -]{0,20}", "[ -~]{0,20}"])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases()))]
+
+        /// Whatever the head, the check does not panic; what it lets through is origin-form
+        /// with a valid `Host`, and checking it again changes nothing.
+        #[test]
+        fn prop_what_passes_is_origin_form_with_a_valid_host_and_stays_so(
+            method in prop_oneof![Just("GET"), Just("OPTIONS"), Just("POST")],
+            t in target(),
+            h in host(),
+            coding in prop::option::of("[a-z, ]{0,16}"),
+        ) {
+            let Ok(mut r) = RequestHeader::build(method, t.as_bytes(), None) else {
+                return Ok(());
+            };
+            if let Some(h) = &h {
+                if r.append_header(HOST, h.as_str()).is_err() {
+                    return Ok(());
+                }
+            }
+            if let Some(c) = &coding {
+                if r.append_header(TRANSFER_ENCODING, c.as_str()).is_err() {
+                    return Ok(());
+                }
+            }
+            if let Ok(target) = check(&mut r) {
+                if target == Target::Origin {
+                    prop_assert!(r.uri.path().starts_with('/'), "{:?}", r.uri);
+                }
+                let host = r.headers.get(HOST);
+                prop_assert!(host.is_some_and(valid_host), "{:?}", host);
+                let before = (r.uri.clone(), r.headers.clone());
+                prop_assert_eq!(check(&mut r), Ok(target));
+                prop_assert_eq!((r.uri.clone(), r.headers.clone()), before);
+            }
+        }
     }
 }

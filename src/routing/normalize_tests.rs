@@ -94,10 +94,10 @@ fn path() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(10_000))]
+    #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases()))]
 
     #[test]
-    fn normalising_twice_changes_nothing(p in path()) {
+    fn prop_normalising_twice_changes_nothing(p in path()) {
         if let Ok(once) = normalize(&p, false) {
             let twice = normalize(&once.forward, false).expect("a normal path normalises");
             prop_assert_eq!(&twice.forward, &once.forward);
@@ -106,7 +106,7 @@ proptest! {
     }
 
     #[test]
-    fn a_normalised_path_has_no_dot_or_empty_segments(p in path()) {
+    fn prop_a_normalised_path_has_no_dot_or_empty_segments(p in path()) {
         if let Ok(once) = normalize(&p, false) {
             let inner = once.matching.trim_end_matches('/');
             prop_assert!(inner.is_empty() || inner.split('/').skip(1).all(|s| !s.is_empty() && s != "." && s != ".."));
@@ -114,7 +114,7 @@ proptest! {
     }
 
     #[test]
-    fn the_forwarded_path_matches_the_route_the_request_matched(p in path()) {
+    fn prop_the_forwarded_path_matches_the_route_the_request_matched(p in path()) {
         if let Ok(once) = normalize(&p, false) {
             let again = normalize(&once.forward, false).expect("a normal path normalises");
             prop_assert_eq!(route_of(&once.matching), route_of(&again.matching));
