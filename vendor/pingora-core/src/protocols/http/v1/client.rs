@@ -67,6 +67,8 @@ pub struct HttpSession {
     // If allowed, does not fail with error on invalid content-length
     // (treats as close-delimited response).
     allow_h1_response_invalid_content_length: bool,
+    // ficus patch P1: per-session bound on the response head, see `set_max_header_size()`.
+    max_header_size: usize,
 }
 
 /// HTTP 1.x client session
@@ -100,6 +102,7 @@ impl HttpSession {
             received_upgrade_req_body: false,
             close_delimited_resp: false,
             allow_h1_response_invalid_content_length: false,
+            max_header_size: MAX_HEADER_SIZE, // ficus patch P1
         }
     }
 
@@ -366,13 +369,14 @@ impl HttpSession {
             }
 
             let already_read = self.response_header_read_buf.len();
-            if already_read > MAX_HEADER_SIZE {
-                /* NOTE: this check only blocks second read. The first large read is allowed
-                since the buf is already allocated. The goal is to avoid slowly bloating
-                this buffer */
+            // ficus patch P1: the head is incomplete here, so once `max_header_size` bytes are
+            // buffered it is larger than that: refuse it. Each read is capped at what is left of
+            // the limit, so the buffer never holds more than `max_header_size` bytes.
+            let max_header_size = self.max_header_size;
+            if already_read >= max_header_size {
                 return self.fail_response_header_read(Error::explain(
                     InvalidHTTPHeader,
-                    format!("Response header larger than {MAX_HEADER_SIZE}"),
+                    format!("Response header larger than {max_header_size}"),
                 ));
             }
 
@@ -385,9 +389,10 @@ impl HttpSession {
                 self.response_header_read_buf.reserve(INIT_HEADER_BUF_SIZE);
             }
 
-            let read_fut = self
-                .underlying_stream
-                .read_buf(&mut self.response_header_read_buf);
+            // ficus patch P1
+            let mut limited_buf =
+                (&mut self.response_header_read_buf).limit(max_header_size - already_read);
+            let read_fut = self.underlying_stream.read_buf(&mut limited_buf);
             let read_result = match self.read_timeout {
                 Some(t) => match timeout(t, read_fut).await {
                     Ok(res) => res,
@@ -521,6 +526,16 @@ impl HttpSession {
 
     pub fn set_allow_h1_response_invalid_content_length(&mut self, allow: bool) {
         self.allow_h1_response_invalid_content_length = allow;
+    }
+
+    // ficus patch P1
+    /// Sets the largest response head (status line and header fields, with the empty line that
+    /// ends them) that [`Self::read_response()`] accepts, in bytes. A larger head is refused with
+    /// an `InvalidHTTPHeader` error, and no more than this many bytes are read from the stream
+    /// while waiting for the head. Each informational (1xx) head is bounded on its own. The
+    /// default is 1 MiB - 1 (1048575).
+    pub fn set_max_header_size(&mut self, bytes: usize) {
+        self.max_header_size = bytes;
     }
 
     pub(super) fn get_headers_raw(&self) -> &[u8] {
@@ -2931,5 +2946,71 @@ mod test_sync {
         assert!(!request_target_has_forbidden_byte(b"/normal/path?a=b"));
         assert!(request_target_has_forbidden_byte(b"/x HTTP/1.1")); // SP
         assert!(request_target_has_forbidden_byte(b"/a\r\nb")); // CR/LF
+    }
+}
+
+// ficus patch P1: tests
+#[cfg(test)]
+mod test_max_header_size {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio_test::io::Builder;
+
+    /// A response head of exactly `size` bytes.
+    fn head_of(size: usize) -> Vec<u8> {
+        let start = b"HTTP/1.1 200 OK\r\nx-fill: ";
+        let end = b"\r\n\r\n";
+        let mut head = start.to_vec();
+        head.resize(size - end.len(), b'a');
+        head.extend_from_slice(end);
+        assert_eq!(head.len(), size);
+        head
+    }
+
+    #[tokio::test]
+    async fn head_at_the_limit_is_read() {
+        let head = head_of(64);
+        let mock_io = Builder::new().read(&head[..40]).read(&head[40..]).build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.set_max_header_size(64);
+        assert_eq!(session.read_response().await.unwrap(), 64);
+        assert_eq!(session.get_status(), Some(StatusCode::OK));
+    }
+
+    #[tokio::test]
+    async fn head_over_the_limit_is_refused_without_reading_past_it() {
+        let head = head_of(65);
+        let (mut server, client) = tokio::io::duplex(4096);
+        server.write_all(&head).await.unwrap();
+        server
+            .write_all(b"body the client must not read")
+            .await
+            .unwrap();
+        drop(server);
+        let mut session = HttpSession::new(Box::new(client));
+        session.set_max_header_size(64);
+        let err = session.read_response().await.unwrap_err();
+        assert_eq!(*err.etype(), InvalidHTTPHeader);
+        let mut rest = Vec::new();
+        session
+            .underlying_stream
+            .read_to_end(&mut rest)
+            .await
+            .unwrap();
+        assert_eq!(
+            &rest[..],
+            &[&head[64..], &b"body the client must not read"[..]].concat()[..]
+        );
+    }
+
+    #[tokio::test]
+    async fn each_informational_head_is_bounded_on_its_own() {
+        let info = b"HTTP/1.1 100 Continue\r\n\r\n";
+        let head = head_of(64);
+        let mock_io = Builder::new().read(info).read(&head).build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.set_max_header_size(64);
+        assert_eq!(session.read_response().await.unwrap(), info.len());
+        assert_eq!(session.read_response().await.unwrap(), 64);
     }
 }

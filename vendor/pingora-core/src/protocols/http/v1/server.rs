@@ -158,6 +158,8 @@ pub struct HttpSession {
     /// [`super::super::HttpPersistentSettings`] into the next session.
     /// Scoped narrowly so it cannot affect FIN / `abort_on_close` semantics.
     pipelined_idle_bytes_stashed: bool,
+    // ficus patch P1: per-session bound on the request head, see `set_max_header_size()`.
+    max_header_size: usize,
 }
 
 impl HttpSession {
@@ -206,6 +208,7 @@ impl HttpSession {
             pipelining_enabled: false,
             pipelined_prefix: None,
             pipelined_idle_bytes_stashed: false,
+            max_header_size: MAX_HEADER_SIZE, // ficus patch P1
         }
     }
 
@@ -213,9 +216,13 @@ impl HttpSession {
         &mut self,
         buf: &mut BytesMut,
         already_read: usize,
+        max_read: usize,
     ) -> Result<Option<usize>> {
         let read_result = {
-            let read_event = self.underlying_stream.read_buf(buf);
+            // ficus patch P1: read at most `max_read` bytes, so the head buffer cannot grow past
+            // the session's max header size however large its spare capacity is.
+            let mut limited_buf = (&mut *buf).limit(max_read);
+            let read_event = self.underlying_stream.read_buf(&mut limited_buf);
             match self.keepalive_timeout {
                 KeepaliveStatus::Timeout(d) => match timeout(d, read_event).await {
                     Ok(res) => res,
@@ -305,16 +312,6 @@ impl HttpSession {
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
         loop {
-            if already_read > MAX_HEADER_SIZE {
-                /* NOTE: this check only blocks second read. The first large read is allowed
-                since the buf is already allocated. The goal is to avoid slowly bloating
-                this buffer */
-                return Error::e_explain(
-                    InvalidHTTPHeader,
-                    format!("Request header larger than {MAX_HEADER_SIZE}"),
-                );
-            }
-
             // On the first iteration after a pipelined prefix was injected,
             // attempt to parse what we already have before issuing a stream
             // read. If the prefix contains a complete request header, a
@@ -323,10 +320,27 @@ impl HttpSession {
             // this request and is waiting for our response).
             if skip_next_read {
                 skip_next_read = false;
-            } else if let Some(n) = self.read_request_buf(&mut buf, already_read).await? {
-                already_read += n;
             } else {
-                return Ok(None);
+                // ficus patch P1: a read is only needed while the head is incomplete, so once
+                // `max_header_size` bytes are buffered the head is larger than that: refuse it.
+                // Each read is capped at what is left of the limit, so the buffer never holds
+                // more than `max_header_size` bytes read from the stream.
+                let max_header_size = self.max_header_size;
+                if already_read >= max_header_size {
+                    return Error::e_explain(
+                        InvalidHTTPHeader,
+                        format!("Request header larger than {max_header_size}"),
+                    );
+                }
+                let max_read = max_header_size - already_read;
+                if let Some(n) = self
+                    .read_request_buf(&mut buf, already_read, max_read)
+                    .await?
+                {
+                    already_read += n;
+                } else {
+                    return Ok(None);
+                }
             }
 
             // Use loop as GOTO to retry escaped request buffer, not a real loop
@@ -335,6 +349,14 @@ impl HttpSession {
                 let mut req = httparse::Request::new(&mut headers);
                 let parsed = parse_req_buffer(&mut req, &buf);
                 match parsed {
+                    // ficus patch P1: a head can also arrive whole in a pipelined prefix (read
+                    // along with the previous request) or grow when its URI is escaped.
+                    HeaderParseState::Complete(s) if s > self.max_header_size => {
+                        return Error::e_explain(
+                            InvalidHTTPHeader,
+                            format!("Request header larger than {}", self.max_header_size),
+                        );
+                    }
                     HeaderParseState::Complete(s) => {
                         self.raw_header = Some(BufRef(0, s));
 
@@ -1326,6 +1348,15 @@ impl HttpSession {
         } else {
             self.set_keepalive(keepalive);
         }
+    }
+
+    // ficus patch P1
+    /// Sets the largest request head (request line and header fields, with the empty line that
+    /// ends them) that [`Self::read_request()`] accepts, in bytes. A larger head is refused with
+    /// an `InvalidHTTPHeader` error, and no more than this many bytes are read from the stream
+    /// while waiting for the head. The default is 1 MiB - 1 (1048575).
+    pub fn set_max_header_size(&mut self, bytes: usize) {
+        self.max_header_size = bytes;
     }
 
     /// Sets the downstream read timeout. This will trigger if we're unable
@@ -4591,5 +4622,114 @@ mod test_pipelining {
         }
 
         assert!(prefix.is_empty());
+    }
+}
+
+// ficus patch P1: tests
+#[cfg(test)]
+mod test_max_header_size {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio_test::io::Builder;
+
+    /// A request head of exactly `size` bytes.
+    fn head_of(size: usize) -> Vec<u8> {
+        let start = b"GET / HTTP/1.1\r\nx-fill: ";
+        let end = b"\r\n\r\n";
+        let mut head = start.to_vec();
+        head.resize(size - end.len(), b'a');
+        head.extend_from_slice(end);
+        assert_eq!(head.len(), size);
+        head
+    }
+
+    #[tokio::test]
+    async fn head_at_the_limit_is_read() {
+        let head = head_of(64);
+        // in two reads, the second one ending exactly at the limit
+        let mock_io = Builder::new().read(&head[..40]).read(&head[40..]).build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.set_max_header_size(64);
+        assert_eq!(session.read_request().await.unwrap(), Some(64));
+        assert_eq!(session.get_header_bytes("x-fill").len(), 64 - 28);
+    }
+
+    #[tokio::test]
+    async fn head_over_the_limit_is_refused_without_reading_past_it() {
+        let head = head_of(65);
+        let (mut client, server) = tokio::io::duplex(4096);
+        client.write_all(&head).await.unwrap();
+        client
+            .write_all(b"more bytes the server must not read")
+            .await
+            .unwrap();
+        drop(client);
+        let mut session = HttpSession::new(Box::new(server));
+        session.set_max_header_size(64);
+        let err = session.read_request().await.unwrap_err();
+        assert_eq!(*err.etype(), InvalidHTTPHeader);
+        // only the first 64 bytes were taken off the stream
+        let mut rest = Vec::new();
+        session
+            .underlying_stream
+            .read_to_end(&mut rest)
+            .await
+            .unwrap();
+        assert_eq!(
+            &rest[..],
+            &[&head[64..], &b"more bytes the server must not read"[..]].concat()[..]
+        );
+    }
+
+    #[tokio::test]
+    async fn head_over_the_limit_in_small_reads_is_refused() {
+        let head = head_of(65);
+        let (mut client, server) = tokio::io::duplex(4096);
+        let mut session = HttpSession::new(Box::new(server));
+        session.set_max_header_size(64);
+        let writer = tokio::spawn(async move {
+            for piece in head.chunks(10) {
+                client.write_all(piece).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            client
+        });
+        let err = session.read_request().await.unwrap_err();
+        assert_eq!(*err.etype(), InvalidHTTPHeader);
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn head_over_the_limit_in_a_pipelined_prefix_is_refused() {
+        let mock_io = Builder::new().build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.set_max_header_size(64);
+        session.set_pipelined_prefix(BytesMut::from(&head_of(65)[..]));
+        let err = session.read_request().await.unwrap_err();
+        assert_eq!(*err.etype(), InvalidHTTPHeader);
+    }
+
+    #[tokio::test]
+    async fn default_limit_is_the_old_constant() {
+        let head = head_of(MAX_HEADER_SIZE + 1);
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut session = HttpSession::new(Box::new(server));
+        let writer = tokio::spawn(async move {
+            let _ = client.write_all(&head).await;
+            client
+        });
+        let err = session.read_request().await.unwrap_err();
+        assert_eq!(*err.etype(), InvalidHTTPHeader);
+        drop(writer.await.unwrap());
+
+        let head = head_of(MAX_HEADER_SIZE);
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut session = HttpSession::new(Box::new(server));
+        let writer = tokio::spawn(async move {
+            client.write_all(&head).await.unwrap();
+            client
+        });
+        assert_eq!(session.read_request().await.unwrap(), Some(MAX_HEADER_SIZE));
+        drop(writer.await.unwrap());
     }
 }
