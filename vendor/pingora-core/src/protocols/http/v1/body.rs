@@ -13,6 +13,7 @@
 // limitations under the License.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue}; // ficus patch P2
 use log::{debug, trace, warn};
 use pingora_error::{
     Error,
@@ -151,6 +152,10 @@ pub struct BodyReader {
     rewind_buf_len: usize,
     upstream: bool,
     body_buf_overread: Option<BytesMut>,
+    // ficus patch P2: the trailer section read so far, when it spans more than one read
+    trailers_buf: BytesMut,
+    // ficus patch P2: the trailer fields, once the chunked body is complete
+    trailers: Option<Box<HeaderMap>>,
 }
 
 impl BodyReader {
@@ -162,6 +167,8 @@ impl BodyReader {
             rewind_buf_len: 0,
             upstream,
             body_buf_overread: None,
+            trailers_buf: BytesMut::new(), // ficus patch P2
+            trailers: None,                // ficus patch P2
         }
     }
 
@@ -359,6 +366,13 @@ impl BodyReader {
 
     pub fn body_done(&self) -> bool {
         matches!(self.body_state, PS::Complete(_) | PS::Done(_))
+    }
+
+    // ficus patch P2
+    /// Take the trailer fields of a chunked body. `None` until the body is read to its end, and
+    /// when it had no (or unparsable) trailer fields.
+    pub fn take_trailers(&mut self) -> Option<Box<HeaderMap>> {
+        self.trailers.take()
     }
 
     /// Whether the message body reached its framing-defined end without an error.
@@ -852,6 +866,7 @@ impl BodyReader {
                     .body_buf
                     .as_deref()
                     .expect("body buf is initialized before reading trailers")[..n];
+                let whole_buf = buf; // ficus patch P2
 
                 let mut start = 0;
                 // try to find end within the current IO buffer
@@ -913,11 +928,21 @@ impl BodyReader {
                                 String::from_utf8_lossy(buf).escape_default(),
                             );
 
+                            // ficus patch P2: keep the trailer section's fields
+                            let section = &whole_buf[..start + end_idx];
+                            self.trailers = if self.trailers_buf.is_empty() {
+                                parse_trailers(section)
+                            } else {
+                                self.trailers_buf.extend_from_slice(section);
+                                parse_trailers(&std::mem::take(&mut self.trailers_buf))
+                            };
                             self.finish_body_buf(start + end_idx, n);
                             return Ok(None);
                         }
                     }
                 }
+                // ficus patch P2: the section continues in the next read, which reuses body_buf
+                self.trailers_buf.extend_from_slice(whole_buf);
             }
             _ => panic!("wrong body state: {:?}", self.body_state),
         }
@@ -1072,6 +1097,38 @@ impl BodyReader {
             }
         }
     }
+}
+
+// ficus patch P2
+/// Parse the trailer section of a chunked body: the field lines after the last chunk, up to and
+/// including the empty line that ends them. `None` when there are no fields, and when they do not
+/// parse: the body's end was already found by [`BodyReader::parse_trailers_end`], so the body is
+/// complete either way, and a recipient may discard trailer fields (RFC 9112 section 7.1.2).
+fn parse_trailers(section: &[u8]) -> Option<Box<HeaderMap>> {
+    let mut fields = [httparse::EMPTY_HEADER; super::common::MAX_HEADERS];
+    let fields = match httparse::parse_headers(section, &mut fields) {
+        Ok(httparse::Status::Complete((_, fields))) => fields,
+        Ok(httparse::Status::Partial) => return None,
+        Err(e) => {
+            debug!("Dropping unparsable trailers: {e}");
+            return None;
+        }
+    };
+    if fields.is_empty() {
+        return None;
+    }
+    let mut trailers = HeaderMap::with_capacity(fields.len());
+    for field in fields.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(field.name.as_bytes()),
+            HeaderValue::from_bytes(field.value),
+        ) else {
+            debug!("Dropping unparsable trailers: field {:?}", field.name);
+            return None;
+        };
+        trailers.append(name, value);
+    }
+    Some(Box::new(trailers))
 }
 
 pub enum TrailersEndParseState {
@@ -1426,14 +1483,29 @@ impl BodyWriter {
         }
     }
 
+    #[allow(dead_code)] // ficus patch P2: the sessions call finish_with_trailers() now
     pub async fn finish<S>(&mut self, stream: &mut S) -> Result<Option<usize>>
+    where
+        S: AsyncWrite + Unpin + Send,
+    {
+        self.finish_with_trailers(stream, None).await // ficus patch P2
+    }
+
+    // ficus patch P2
+    /// Like [`Self::finish`], and a chunked body ends with `trailers` (if there are any) as its
+    /// trailer section. Other bodies have nowhere to put trailers: they are ignored.
+    pub async fn finish_with_trailers<S>(
+        &mut self,
+        stream: &mut S,
+        trailers: Option<&HeaderMap>,
+    ) -> Result<Option<usize>>
     where
         S: AsyncWrite + Unpin + Send,
     {
         match self.body_mode {
             BM::Complete(_) => Ok(None),
             BM::ContentLength(_, _) => self.do_finish_body(stream),
-            BM::ChunkedEncoding(_) => self.do_finish_chunked_body(stream).await,
+            BM::ChunkedEncoding(_) => self.do_finish_chunked_body(stream, trailers).await,
             BM::UntilClose(_) => self.do_finish_until_close_body(stream),
             BM::ToSelect => Ok(None),
         }
@@ -1455,13 +1527,31 @@ impl BodyWriter {
         }
     }
 
-    async fn do_finish_chunked_body<S>(&mut self, stream: &mut S) -> Result<Option<usize>>
+    async fn do_finish_chunked_body<S>(
+        &mut self,
+        stream: &mut S,
+        trailers: Option<&HeaderMap>, // ficus patch P2
+    ) -> Result<Option<usize>>
     where
         S: AsyncWrite + Unpin + Send,
     {
         match self.body_mode {
             BM::ChunkedEncoding(written) => {
-                let res = stream.write_all(&LAST_CHUNK[..]).await;
+                // ficus patch P2: `0\r\n`, a `name: value\r\n` line per trailer field, `\r\n`
+                let res = match trailers.filter(|t| !t.is_empty()) {
+                    None => stream.write_all(&LAST_CHUNK[..]).await,
+                    Some(trailers) => {
+                        let mut last_chunk = BytesMut::from(&LAST_CHUNK[..3]);
+                        for (name, value) in trailers {
+                            last_chunk.put_slice(name.as_str().as_bytes());
+                            last_chunk.put_slice(b": ");
+                            last_chunk.put_slice(value.as_bytes());
+                            last_chunk.put_slice(CRLF);
+                        }
+                        last_chunk.put_slice(CRLF);
+                        stream.write_all(&last_chunk).await
+                    }
+                };
                 self.body_mode = BM::Complete(written);
                 match res {
                     Ok(()) => Ok(Some(written)),
@@ -4438,5 +4528,210 @@ mod test_poll_body_writer {
         assert!(matches!(res, Ok(Some(5))));
         assert_eq!(mock.written, data);
         assert!(mock.next.is_empty());
+    }
+}
+
+// ficus patch P2: tests
+#[cfg(test)]
+mod test_trailers {
+    use super::*;
+    use tokio_test::io::Builder;
+
+    /// Reads the whole chunked body from `reads`, one mock read each, and returns its payload.
+    async fn read_chunked(reader: &mut BodyReader, reads: &[&[u8]]) -> Result<Vec<u8>> {
+        let mut mock = Builder::new();
+        for read in reads {
+            mock.read(read);
+        }
+        let mut mock = mock.build();
+        reader.init_chunked(b"");
+        let mut payload = Vec::new();
+        while let Some(body) = reader.read_body(&mut mock).await? {
+            payload.extend_from_slice(reader.get_body(&body));
+        }
+        Ok(payload)
+    }
+
+    fn fields(trailers: &HeaderMap) -> Vec<(String, String)> {
+        trailers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn trailers_in_the_same_read_as_the_last_chunk() {
+        let mut reader = BodyReader::new(false);
+        let body = read_chunked(&mut reader, &[b"1\r\na\r\n0\r\nx-sum: 1\r\n\r\n"]).await;
+        assert_eq!(body.unwrap(), b"a");
+        assert_eq!(reader.body_state, ParseState::Complete(1));
+        let trailers = reader.take_trailers().unwrap();
+        assert_eq!(fields(&trailers), pairs(&[("x-sum", "1")]));
+        assert!(reader.take_trailers().is_none(), "taken once");
+    }
+
+    #[tokio::test]
+    async fn trailers_split_across_reads() {
+        // every boundary of the trailer section, including inside CRLFs and the final CRLF
+        let mut reader = BodyReader::new(false);
+        let reads: [&[u8]; 7] = [
+            b"1\r\na\r\n2\r\nbc\r\n",
+            b"0\r\nabc: hi",
+            b"\r\ndef: bye\r",
+            b"\nghi: mo",
+            b"re\r\nDef: again\r\n",
+            b"\r",
+            b"\n",
+        ];
+        let body = read_chunked(&mut reader, &reads).await.unwrap();
+        assert_eq!(body, b"abc");
+        assert_eq!(reader.body_state, ParseState::Complete(3));
+        let trailers = reader.take_trailers().unwrap();
+        assert_eq!(
+            fields(&trailers),
+            pairs(&[
+                ("abc", "hi"),
+                ("def", "bye"),
+                ("def", "again"),
+                ("ghi", "more")
+            ])
+        );
+        assert_eq!(reader.get_body_overread(), None);
+    }
+
+    #[tokio::test]
+    async fn trailers_after_a_split_last_chunk_head() {
+        let mut reader = BodyReader::new(false);
+        let reads: [&[u8]; 3] = [b"1\r\na\r\n0\r", b"\nx: 1\r\n", b"\r\n"];
+        let body = read_chunked(&mut reader, &reads).await.unwrap();
+        assert_eq!(body, b"a");
+        assert_eq!(
+            fields(&reader.take_trailers().unwrap()),
+            pairs(&[("x", "1")])
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_after_the_trailers_are_overread() {
+        let mut reader = BodyReader::new(false);
+        let reads: [&[u8]; 2] = [b"1\r\na\r\n0\r\nx: ", b"1\r\n\r\nGET / HTTP/1.1\r\n"];
+        let body = read_chunked(&mut reader, &reads).await.unwrap();
+        assert_eq!(body, b"a");
+        assert_eq!(
+            fields(&reader.take_trailers().unwrap()),
+            pairs(&[("x", "1")])
+        );
+        assert_eq!(reader.get_body_overread(), Some(&b"GET / HTTP/1.1\r\n"[..]));
+    }
+
+    #[tokio::test]
+    async fn no_trailers() {
+        for reads in [
+            &[&b"1\r\na\r\n0\r\n\r\n"[..]][..],
+            &[&b"1\r\na\r\n0\r\n"[..], &b"\r\n"[..]][..],
+            &[&b"1\r\na\r\n0\r\n\r"[..], &b"\n"[..]][..],
+        ] {
+            let mut reader = BodyReader::new(false);
+            let body = read_chunked(&mut reader, reads).await.unwrap();
+            assert_eq!(body, b"a");
+            assert_eq!(reader.body_state, ParseState::Complete(1));
+            assert!(reader.take_trailers().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn unparsable_trailers_are_dropped_and_the_body_completes() {
+        let mut reader = BodyReader::new(false);
+        let reads: [&[u8]; 2] = [b"1\r\na\r\n0\r\nno colon here\r\n", b"\r\n"];
+        let body = read_chunked(&mut reader, &reads).await.unwrap();
+        assert_eq!(body, b"a");
+        assert_eq!(reader.body_state, ParseState::Complete(1));
+        assert!(reader.take_trailers().is_none());
+    }
+
+    #[tokio::test]
+    async fn trailer_section_over_the_limit_is_an_error() {
+        // one full read of trailer bytes, with the CRLF of `0\r\n`, is over the limit
+        let mut section = b"x-big: ".to_vec();
+        section.resize(TRAILER_SIZE_LIMIT, b'a');
+        let mut mock = Builder::new()
+            .read(b"1\r\na\r\n0\r\n")
+            .read(&section)
+            .build();
+        let mut reader = BodyReader::new(false);
+        reader.init_chunked(b"");
+        let e = loop {
+            match reader.read_body(&mut mock).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("an oversized trailer section was accepted"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(*e.etype(), INVALID_TRAILER_END);
+        assert!(reader.take_trailers().is_none());
+    }
+
+    fn trailers_map() -> HeaderMap {
+        let mut trailers = HeaderMap::new();
+        trailers.append("x-checksum", HeaderValue::from_static("abc"));
+        trailers.append("x-multi", HeaderValue::from_static("1"));
+        trailers.append("x-multi", HeaderValue::from_static("2"));
+        trailers
+    }
+
+    #[tokio::test]
+    async fn chunked_body_is_written_with_trailers() {
+        let mut mock = Builder::new()
+            .write(b"3\r\nabc\r\n")
+            .write(b"0\r\nx-checksum: abc\r\nx-multi: 1\r\nx-multi: 2\r\n\r\n")
+            .build();
+        let mut writer = BodyWriter::new();
+        writer.init_chunked();
+        writer.write_body(&mut mock, b"abc").await.unwrap();
+        let res = writer
+            .finish_with_trailers(&mut mock, Some(&trailers_map()))
+            .await;
+        assert_eq!(res.unwrap(), Some(3));
+        assert_eq!(writer.body_mode, BodyMode::Complete(3));
+    }
+
+    #[tokio::test]
+    async fn chunked_body_without_trailers_ends_as_before() {
+        for trailers in [None, Some(HeaderMap::new())] {
+            let mut mock = Builder::new().write(b"0\r\n\r\n").build();
+            let mut writer = BodyWriter::new();
+            writer.init_chunked();
+            let res = writer
+                .finish_with_trailers(&mut mock, trailers.as_ref())
+                .await;
+            assert_eq!(res.unwrap(), Some(0));
+        }
+    }
+
+    #[tokio::test]
+    async fn trailers_are_ignored_for_other_bodies() {
+        let mut mock = Builder::new().write(b"abc").build();
+        let mut writer = BodyWriter::new();
+        writer.init_content_length(3);
+        writer.write_body(&mut mock, b"abc").await.unwrap();
+        let res = writer
+            .finish_with_trailers(&mut mock, Some(&trailers_map()))
+            .await;
+        assert_eq!(res.unwrap(), Some(3));
+
+        let mut mock = Builder::new().write(b"abc").build();
+        let mut writer = BodyWriter::new();
+        writer.init_close_delimited();
+        writer.write_body(&mut mock, b"abc").await.unwrap();
+        let res = writer
+            .finish_with_trailers(&mut mock, Some(&trailers_map()))
+            .await;
+        assert_eq!(res.unwrap(), Some(3));
     }
 }

@@ -194,7 +194,22 @@ impl HttpSession {
     /// Flush local buffer and notify the server by sending the last chunk if chunked encoding is
     /// used.
     pub async fn finish_body(&mut self) -> Result<Option<usize>> {
-        let res = self.body_writer.finish(&mut self.underlying_stream).await?;
+        self.finish_body_with_trailers(None).await // ficus patch P2
+    }
+
+    // ficus patch P2
+    /// Like [`Self::finish_body()`], and a chunked request body ends with `trailers` (if there
+    /// are any) as its trailer section. A request body that is not chunked has nowhere to put
+    /// trailers: they are ignored. The caller chooses which fields to send (RFC 9110 section
+    /// 6.5.1 lists those a sender must not put in trailers).
+    pub async fn finish_body_with_trailers(
+        &mut self,
+        trailers: Option<&http::HeaderMap>,
+    ) -> Result<Option<usize>> {
+        let res = self
+            .body_writer
+            .finish_with_trailers(&mut self.underlying_stream, trailers)
+            .await?;
         self.underlying_stream
             .flush()
             .await
@@ -516,6 +531,14 @@ impl HttpSession {
     /// compared against the request `Content-Length` to detect a truncated request body.
     pub fn body_bytes_sent(&self) -> usize {
         self.bytes_sent
+    }
+
+    // ficus patch P2
+    /// Take the trailer fields that ended a chunked response body. `None` until the body has
+    /// been read to its end (a body read returned `None`), and when the body had no trailer
+    /// fields.
+    pub fn take_trailers(&mut self) -> Option<Box<http::HeaderMap>> {
+        self.body_reader.take_trailers()
     }
 
     /// Whether there is no more body to read.
@@ -3012,5 +3035,49 @@ mod test_max_header_size {
         session.set_max_header_size(64);
         assert_eq!(session.read_response().await.unwrap(), info.len());
         assert_eq!(session.read_response().await.unwrap(), 64);
+    }
+}
+
+// ficus patch P2: tests
+#[cfg(test)]
+mod test_trailers {
+    use super::*;
+    use tokio_test::io::Builder;
+
+    #[tokio::test]
+    async fn response_trailers_split_across_reads_are_taken_after_the_body() {
+        let mock_io = Builder::new()
+            .read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r")
+            .read(b"\ngrpc-status: 0\r\ngrpc-mess")
+            .read(b"age: ok\r\n\r\n")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_response().await.unwrap();
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_body_bytes().await.unwrap() {
+            body.extend_from_slice(&chunk);
+        }
+        assert_eq!(body, b"abc");
+        let trailers = session.take_trailers().unwrap();
+        assert_eq!(trailers["grpc-status"], "0");
+        assert_eq!(trailers["grpc-message"], "ok");
+    }
+
+    #[tokio::test]
+    async fn request_is_written_with_trailers() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-sum", http::HeaderValue::from_static("42"));
+        let mock_io = Builder::new()
+            .write(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .write(b"3\r\nabc\r\n")
+            .write(b"0\r\nx-sum: 42\r\n\r\n")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+        req.insert_header("Transfer-Encoding", "chunked").unwrap();
+        session.write_request_header(Box::new(req)).await.unwrap();
+        session.write_body(b"abc").await.unwrap();
+        let res = session.finish_body_with_trailers(Some(&trailers)).await;
+        assert_eq!(res.unwrap(), Some(3));
     }
 }

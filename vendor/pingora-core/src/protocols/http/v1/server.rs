@@ -659,6 +659,13 @@ impl HttpSession {
         }
     }
 
+    // ficus patch P2
+    /// Take the trailer fields that ended a chunked request body. `None` until the body has been
+    /// read to its end (a body read returned `None`), and when the body had no trailer fields.
+    pub fn take_trailers(&mut self) -> Option<Box<http::HeaderMap>> {
+        self.body_reader.take_trailers()
+    }
+
     /// Whether there is no (more) body to be read.
     pub fn is_body_done(&mut self) -> bool {
         self.init_body_reader();
@@ -1105,7 +1112,22 @@ impl HttpSession {
     /// For chunked encoding response, this call will also send the last chunk.
     /// For upgraded sessions, this call will also close the reading of the client body.
     pub async fn finish_body(&mut self) -> Result<Option<usize>> {
-        let res = self.body_writer.finish(&mut self.underlying_stream).await?;
+        self.finish_body_with_trailers(None).await // ficus patch P2
+    }
+
+    // ficus patch P2
+    /// Like [`Self::finish_body()`], and a chunked response body ends with `trailers` (if there
+    /// are any) as its trailer section. A response body that is not chunked has nowhere to put
+    /// trailers: they are ignored. The caller chooses which fields to send (RFC 9110 section
+    /// 6.5.1 lists those a sender must not put in trailers).
+    pub async fn finish_body_with_trailers(
+        &mut self,
+        trailers: Option<&http::HeaderMap>,
+    ) -> Result<Option<usize>> {
+        let res = self
+            .body_writer
+            .finish_with_trailers(&mut self.underlying_stream, trailers)
+            .await?;
         self.underlying_stream
             .flush()
             .await
@@ -4731,5 +4753,57 @@ mod test_max_header_size {
         });
         assert_eq!(session.read_request().await.unwrap(), Some(MAX_HEADER_SIZE));
         drop(writer.await.unwrap());
+    }
+}
+
+// ficus patch P2: tests
+#[cfg(test)]
+mod test_trailers {
+    use super::*;
+    use http::StatusCode;
+    use tokio_test::io::Builder;
+
+    #[tokio::test]
+    async fn request_trailers_split_across_reads_are_taken_after_the_body() {
+        let head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mock_io = Builder::new()
+            .read(head)
+            .read(b"3\r\nabc\r\n0\r\nx-sum: 4")
+            .read(b"2\r\nx-other: y\r")
+            .read(b"\n\r\n")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_request().await.unwrap();
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_body_bytes().await.unwrap() {
+            assert!(session.take_trailers().is_none(), "not before the end");
+            body.extend_from_slice(&chunk);
+        }
+        assert_eq!(body, b"abc");
+        let trailers = session.take_trailers().unwrap();
+        assert_eq!(trailers.len(), 2);
+        assert_eq!(trailers["x-sum"], "42");
+        assert_eq!(trailers["x-other"], "y");
+    }
+
+    #[tokio::test]
+    async fn response_is_written_with_trailers() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-sum", http::HeaderValue::from_static("42"));
+        let mock_io = Builder::new()
+            .read(b"GET / HTTP/1.1\r\n\r\n")
+            .write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .write(b"3\r\nabc\r\n")
+            .write(b"0\r\nx-sum: 42\r\n\r\n")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_request().await.unwrap();
+        let mut resp = ResponseHeader::build(StatusCode::OK, None).unwrap();
+        resp.append_header("Transfer-Encoding", "chunked").unwrap();
+        session.update_resp_headers = false;
+        session.write_response_header_ref(&resp).await.unwrap();
+        session.write_body(b"abc").await.unwrap();
+        let res = session.finish_body_with_trailers(Some(&trailers)).await;
+        assert_eq!(res.unwrap(), Some(3));
     }
 }
