@@ -466,6 +466,28 @@ impl HttpSession {
         self.response_header.as_deref()
     }
 
+    // ficus patch P3
+    /// Take the [`ResponseHeader`] that [`Self::read_response()`] read, without copying it.
+    /// Afterwards [`Self::resp_header()`], [`Self::get_header()`] and [`Self::get_status()`]
+    /// return `None`, until the next `read_response()`.
+    ///
+    /// The session keeps working without the head: what it needs from it is settled first.
+    /// The body reader is set up from it (framing), and [`Self::respect_keepalive()`] is
+    /// applied; calling `respect_keepalive()` again later keeps that decision, only turning
+    /// keep-alive off if the body turns out to be close-delimited or over-long. After taking an
+    /// informational (1xx) head, call `read_response()` again for the next one.
+    pub fn take_resp_header(&mut self) -> Option<Box<ResponseHeader>> {
+        self.response_header.as_ref()?;
+        // read_response() has framed the body of a final head already (an informational head
+        // has no body). `preread_body` is None only after a later head read failed or was
+        // cancelled, and then there is nothing to frame.
+        if self.preread_body.is_some() {
+            self.init_body_reader();
+        }
+        self.respect_keepalive();
+        self.response_header.take()
+    }
+
     /// Get the header value for the given header name from the response header
     /// If there are multiple headers under the same name, the first one will be returned
     /// Use `self.resp_header().header.get_all(name)` to get all the headers under the same name
@@ -606,6 +628,11 @@ impl HttpSession {
             // if more bytes sent than expected, there are likely more bytes coming
             // so don't reuse this connection
             self.set_keepalive(None);
+            return;
+        }
+        // ficus patch P3: the checks below read the head; once take_resp_header() took it
+        // (the body reader is set up, so a head was read), keep what it decided from it.
+        if self.response_header.is_none() {
             return;
         }
 
@@ -842,7 +869,8 @@ impl HttpSession {
             Some(101) => false,      // switching protocol successful, no more header to read
             Some(100..=199) => true, // only informational header read
             Some(_) => false,
-            None => true, // no response code, no header read yet
+            // ficus patch P3: no header read yet, unless take_resp_header() took a final one
+            None => self.body_reader.need_init(),
         }
     }
 
@@ -3079,5 +3107,159 @@ mod test_trailers {
         session.write_body(b"abc").await.unwrap();
         let res = session.finish_body_with_trailers(Some(&trailers)).await;
         assert_eq!(res.unwrap(), Some(3));
+    }
+}
+
+// ficus patch P3: tests
+#[cfg(test)]
+mod test_take_resp_header {
+    use super::*;
+    use tokio_test::io::Builder;
+
+    async fn read_all_body(session: &mut HttpSession) -> Vec<u8> {
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_body_bytes().await.unwrap() {
+            body.extend_from_slice(&chunk);
+        }
+        body
+    }
+
+    #[tokio::test]
+    async fn take_then_read_a_content_length_body() {
+        let mock_io = Builder::new()
+            .read(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc")
+            .read(b"def")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_response().await.unwrap();
+        let head = session.take_resp_header().unwrap();
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.headers["content-length"], "6");
+        assert!(session.resp_header().is_none());
+        assert!(session.take_resp_header().is_none());
+        assert_eq!(read_all_body(&mut session).await, b"abcdef");
+        assert!(session.is_body_done());
+        session.respect_keepalive();
+        assert!(session.will_keepalive());
+        assert!(session.reuse().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn take_then_read_a_chunked_body() {
+        let mock_io = Builder::new()
+            .read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+            .read(b"3\r\ndef\r\n0\r\n\r\n")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_response().await.unwrap();
+        let head = session.take_resp_header().unwrap();
+        assert_eq!(head.headers["transfer-encoding"], "chunked");
+        assert_eq!(read_all_body(&mut session).await, b"abcdef");
+        session.respect_keepalive();
+        assert!(session.will_keepalive());
+        assert!(session.reuse().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn keepalive_decided_from_the_taken_head() {
+        let mock_io = Builder::new()
+            .read(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\na")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_response().await.unwrap();
+        session.take_resp_header().unwrap();
+        assert!(!session.will_keepalive());
+        assert_eq!(read_all_body(&mut session).await, b"a");
+        session.respect_keepalive();
+        assert!(!session.will_keepalive());
+
+        let mock_io = Builder::new()
+            .read(b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=7\r\n")
+            .read(b"Content-Length: 1\r\n\r\na")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_response().await.unwrap();
+        session.take_resp_header().unwrap();
+        assert_eq!(read_all_body(&mut session).await, b"a");
+        session.respect_keepalive();
+        assert_eq!(
+            session.keepalive_timeout,
+            KeepaliveStatus::Timeout(Duration::from_secs(7))
+        );
+    }
+
+    #[tokio::test]
+    async fn close_delimited_body_after_take_is_not_reused() {
+        let mock_io = Builder::new()
+            .read(b"HTTP/1.1 200 OK\r\n\r\nabc")
+            .read(b"")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_response().await.unwrap();
+        session.take_resp_header().unwrap();
+        assert_eq!(read_all_body(&mut session).await, b"abc");
+        session.respect_keepalive();
+        assert!(!session.will_keepalive());
+    }
+
+    #[tokio::test]
+    async fn overread_after_take_is_not_reused() {
+        let mock_io = Builder::new()
+            .read(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_response().await.unwrap();
+        session.take_resp_header().unwrap();
+        assert!(session.will_keepalive());
+        assert_eq!(read_all_body(&mut session).await, b"a");
+        session.respect_keepalive();
+        assert!(!session.will_keepalive());
+        assert!(session.reuse().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn informational_heads_can_be_taken_too() {
+        let mock_io = Builder::new()
+            .read(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+            .read(b"abc")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        session.read_response().await.unwrap();
+        let info = session.take_resp_header().unwrap();
+        assert_eq!(info.status, StatusCode::CONTINUE);
+        assert!(session.should_read_resp_header());
+        session.read_response().await.unwrap();
+        let head = session.take_resp_header().unwrap();
+        assert_eq!(head.status, StatusCode::OK);
+        assert!(!session.should_read_resp_header());
+        // the task API carries on with the body, not with another head
+        match session.read_response_task().await.unwrap() {
+            HttpTask::Body(Some(body), true) => assert_eq!(body, "abc"),
+            other => panic!("unexpected task {other:?}"),
+        }
+        assert!(session.reuse().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn take_after_a_head_request_keeps_the_empty_body() {
+        let mock_io = Builder::new()
+            .write(b"HEAD / HTTP/1.1\r\n\r\n")
+            .read(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+            .build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        let req = RequestHeader::build("HEAD", b"/", None).unwrap();
+        session.write_request_header(Box::new(req)).await.unwrap();
+        session.read_response().await.unwrap();
+        session.take_resp_header().unwrap();
+        assert!(session.is_body_done());
+        assert_eq!(session.read_body_bytes().await.unwrap(), None);
+        assert!(session.reuse().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn take_before_any_response_is_none() {
+        let mock_io = Builder::new().build();
+        let mut session = HttpSession::new(Box::new(mock_io));
+        assert!(session.take_resp_header().is_none());
     }
 }
