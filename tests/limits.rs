@@ -277,3 +277,74 @@ async fn only_the_first_few_informational_responses_reach_the_client() {
     assert!(text.contains("HTTP/1.1 200"), "{text}");
     assert!(text.ends_with("ok"), "{text}");
 }
+
+#[tokio::test]
+async fn a_head_beyond_max_header_size_is_refused() {
+    if engine_is_pingora() {
+        return;
+    }
+    let (legacy, _orders, ficus) = start("max_header_size = \"2KiB\"").await;
+    let mut big = b"GET /a HTTP/1.1\r\nHost: a\r\nx-big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'y', 4096));
+    big.extend_from_slice(b"\r\n\r\n");
+    let resp = raw_exchange(ficus.addr, &big).await;
+    assert_eq!(resp.status, 400);
+    let fits = raw_exchange(
+        ficus.addr,
+        b"GET /a HTTP/1.1\r\nHost: a\r\nx-small: y\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(fits.status, 200);
+    assert_eq!(legacy.hits(), 1);
+    assert_eq!(
+        metric(&ficus, "ficus_client_errors_total{reason=\"bad_head\"}"),
+        1.0
+    );
+}
+
+/// A raw upstream that answers each request with the bytes of the request it received (a chunked
+/// request is read to its end, trailers included).
+async fn raw_echo_upstream() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !(got.windows(5).any(|w| w == b"\r\n0\r\n") && got.ends_with(b"\r\n\r\n")) {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", got.len());
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&got).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn request_trailers_reach_the_upstream() {
+    if engine_is_pingora() {
+        return; // Pingora 0.9.1's proxy path discards HTTP/1 trailers.
+    }
+    let up = raw_echo_upstream().await;
+    let table = "[proxy]\ndefault = \"raw\"\n\n[upstreams.raw]\nurl = \"${raw}\"\n";
+    let ficus = Ficus::start(table, &[("raw", format!("http://{up}"))]).await;
+    let resp = raw_exchange(
+        ficus.addr,
+        b"POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 5\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    let seen = String::from_utf8_lossy(&resp.body).to_ascii_lowercase();
+    assert!(seen.contains("5\r\nhello\r\n"), "{seen}");
+    assert!(seen.contains("\r\n0\r\nx-sum: 5\r\n\r\n"), "{seen}");
+    assert!(seen.contains("te: trailers"), "{seen}");
+}

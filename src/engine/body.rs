@@ -55,7 +55,8 @@ pub(super) async fn exchange(
             biased;
             read = up.read_response() => {
                 read.map_err(|e| e.into_up())?;
-                let Some(head) = up.resp_header() else {
+                // Taken, not cloned (vendor/PATCHES.md, P3).
+                let Some(head) = up.take_resp_header() else {
                     return Error::e_explain(ErrorType::InternalError, "no response head");
                 };
                 let status = head.status.as_u16();
@@ -63,17 +64,18 @@ pub(super) async fn exchange(
                     informational += 1;
                     let wanted = status == 100 && expects_continue(down.req_header());
                     if wanted || (status != 100 && informational <= MAX_INFORMATIONAL) {
-                        let info = Box::new(head.clone());
-                        down.write_response_header(info).await.map_err(|e| e.into_down())?;
+                        down.write_response_header(head).await.map_err(|e| e.into_down())?;
                     }
                     continue;
                 }
-                let head = Box::new(head.clone());
                 up.read_timeout = response_timeout;
                 return Ok((head, request_done));
             }
             chunk = down.read_body_bytes(), if !request_done => {
                 match chunk.map_err(|e| e.into_down())? {
+                    // An empty read (the last chunk's end arriving on its own) carries nothing, and
+                    // written to a chunked body it would end it.
+                    Some(chunk) if chunk.is_empty() => {}
                     Some(chunk) => {
                         body_hook(ctx, Some(&chunk), false);
                         up.write_body(&chunk).await.map_err(|e| e.into_up())?;
@@ -82,7 +84,10 @@ pub(super) async fn exchange(
                         request_done = true;
                         up.read_timeout = response_timeout;
                         body_hook(ctx, None, true);
-                        up.finish_body().await.map_err(|e| e.into_up())?;
+                        let trailers = down.take_trailers();
+                        up.finish_body_with_trailers(trailers.as_deref())
+                            .await
+                            .map_err(|e| e.into_up())?;
                     }
                 }
             }
@@ -117,6 +122,10 @@ pub(super) async fn response(
         .is_some_and(|(c, _)| c.uses(Hooks::RESPONSE_BODY));
     let mut held: Option<Bytes> = None;
     while let Some(chunk) = up.read_body_bytes().await.map_err(|e| e.into_up())? {
+        if chunk.is_empty() {
+            // Nothing to pass on; written to a chunked body it would end it.
+            continue;
+        }
         if hooked {
             if let Some((chain, cx)) = ctx.chain() {
                 chain.on_response_body(Some(&chunk), false, cx);
@@ -143,7 +152,11 @@ pub(super) async fn response(
     if let Some(last) = held {
         down.write_body(&last).await.map_err(|e| e.into_down())?;
     }
-    down.finish_body().await.map_err(|e| e.into_down())?;
+    // The upstream's trailers follow its body (a chunked one; others have nowhere to put them).
+    let trailers = up.take_trailers();
+    down.finish_body_with_trailers(trailers.as_deref())
+        .await
+        .map_err(|e| e.into_down())?;
     Ok(())
 }
 
@@ -154,6 +167,7 @@ pub(super) async fn tunnel(down: &mut Downstream, up: &mut Upstream) -> Result<(
         tokio::select! {
             from_client = down.read_body_bytes() => {
                 match from_client.map_err(|e| e.into_down())? {
+                    Some(b) if b.is_empty() => {}
                     Some(b) => {
                         up.write_body(&b).await.map_err(|e| e.into_up())?;
                     }
@@ -162,6 +176,7 @@ pub(super) async fn tunnel(down: &mut Downstream, up: &mut Upstream) -> Result<(
             }
             from_upstream = up.read_body_bytes() => {
                 match from_upstream.map_err(|e| e.into_up())? {
+                    Some(b) if b.is_empty() => {}
                     Some(b) => {
                         down.write_body(&b).await.map_err(|e| e.into_down())?;
                     }

@@ -65,6 +65,7 @@ async fn one_request(
     // byte and runs on Pingora's timer thread).
     down.set_read_timeout(None);
     let limits = &app.limits;
+    down.set_max_header_size(limits.max_header_size);
     match tokio::time::timeout(limits.header_timeout, down.read_request()).await {
         Ok(Ok(Some(_))) => {}
         // Closed before a whole head: nothing to answer.

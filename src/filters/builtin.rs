@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ficus_plugin::http::header::{HeaderValue, CONNECTION, HOST, TRAILER, UPGRADE};
+use ficus_plugin::http::header::{HeaderValue, CONNECTION, HOST, TE, UPGRADE};
 use ficus_plugin::{
     Attempt, Filter, FilterCtx, FilterError, Flow, Hooks, RequestHead, ResponseHead,
 };
@@ -124,8 +124,8 @@ impl Filter for ForwardedHeaders {
 }
 
 /// Removes a request's hop-by-hop headers on each attempt (a websocket upgrade keeps its
-/// `Connection: Upgrade` and `Upgrade: websocket`), and a response's, with `Trailer`: the engine
-/// does not forward HTTP/1 trailers, so none may be announced.
+/// `Connection: Upgrade` and `Upgrade: websocket`, and a client that accepts trailers says so
+/// upstream with `TE: trailers`), and a response's.
 pub struct HopByHop;
 
 impl Filter for HopByHop {
@@ -144,8 +144,12 @@ impl Filter for HopByHop {
         _cx: &mut FilterCtx,
     ) -> Result<(), FilterError> {
         let websocket = headers::is_websocket_upgrade(req.version(), req.headers());
+        let trailers = headers::accepts_trailers(req.headers());
         for name in headers::request_hop_by_hop(req.headers()) {
             req.remove_header(&name);
+        }
+        if trailers {
+            req.insert_header(TE, HeaderValue::from_static("trailers"));
         }
         if websocket {
             req.insert_header(CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -158,6 +162,5 @@ impl Filter for HopByHop {
         for name in headers::response_hop_by_hop(resp.headers()) {
             resp.remove_header(&name);
         }
-        resp.remove_header(&TRAILER);
     }
 }

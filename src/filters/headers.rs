@@ -179,6 +179,16 @@ pub fn is_websocket_upgrade(version: http::Version, headers: &HeaderMap) -> bool
         && connection_tokens(headers).any(|n| n == http::header::UPGRADE)
 }
 
+/// Whether the client's `TE` accepts trailers (`TE: trailers`).
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// The hop-by-hop headers of a request that ficus removes before it goes upstream (RFC 9110
 /// section 7.6.1): those its `Connection` header nominates (never `Host` or `x-forwarded-*`,
 /// which ficus itself vouches for), `Connection`, `Keep-Alive`, `Proxy-Connection`,

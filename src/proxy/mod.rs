@@ -304,6 +304,8 @@ impl ProxyHttp for Ficus {
         if let Some((chain, cx)) = ctx.chain() {
             chain.on_response(&mut heads::Resp(upstream_response), cx);
         }
+        // Pingora 0.9.1's proxy path drops HTTP/1 trailers: none may be announced.
+        upstream_response.remove_header(&http::header::TRAILER);
         Ok(())
     }
 
