@@ -226,4 +226,11 @@ async fn request_targets_hosts_and_framing_are_strict() {
     let echoed = Echoed::parse(&resp.body);
     assert_eq!(echoed.headers["content-length"], ["5"]);
     assert_eq!(echoed.body_len, 5);
+    let resp = raw_exchange(
+        ficus.addr,
+        b"POST /public/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\nabc",
+    )
+    .await;
+    assert_eq!(resp.status, 200, "a list of one length is one length");
+    assert_eq!(Echoed::parse(&resp.body).headers["content-length"], ["3"]);
 }

@@ -260,7 +260,7 @@ async fn only_the_first_few_informational_responses_reach_the_client() {
     if engine_is_pingora() {
         return;
     }
-    let up = early_hints_upstream(50).await;
+    let up = early_hints_upstream(20).await;
     let table = "[proxy]\ndefault = \"hints\"\n\n[upstreams.hints]\nurl = \"${hints}\"\n";
     let ficus = Ficus::start(table, &[("hints", format!("http://{up}"))]).await;
     let mut s = TcpStream::connect(ficus.addr).await.expect("connect");

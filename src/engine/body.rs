@@ -8,7 +8,7 @@ use pingora::protocols::http::v1::client::HttpSession as Upstream;
 use pingora::protocols::http::v1::server::HttpSession as Downstream;
 use pingora::{Error, ErrorType, Result};
 
-use crate::proxy::RequestCtx;
+use crate::proxy::{errors, RequestCtx};
 
 /// How many informational (1xx) responses an upstream may send before its final one; the
 /// client gets a `100 Continue` it asked for and the first few others (103 Early Hints), the rest
@@ -50,6 +50,10 @@ pub(super) async fn exchange(
         up.finish_body().await.map_err(|e| e.into_up())?;
     }
     let mut informational = 0;
+    let mut continued = false;
+    // Once the body is all up, the client is watched for leaving: a client gone while the
+    // upstream thinks is a 499 at once, never a timeout or a fallback on its behalf.
+    let mut watch_client = true;
     loop {
         tokio::select! {
             biased;
@@ -62,8 +66,14 @@ pub(super) async fn exchange(
                 let status = head.status.as_u16();
                 if (100..200).contains(&status) && status != 101 {
                     informational += 1;
-                    let wanted = status == 100 && expects_continue(down.req_header());
-                    if wanted || (status != 100 && informational <= MAX_INFORMATIONAL) {
+                    if informational > MAX_INFORMATIONAL_READ {
+                        return Err(Error::explain(
+                            errors::BROKEN_ANSWER,
+                            "upstream sent informational responses without end",
+                        )
+                        .into_up());
+                    }
+                    if forward_informational(down.req_header(), status, informational, &mut continued) {
                         down.write_response_header(head).await.map_err(|e| e.into_down())?;
                     }
                     continue;
@@ -71,16 +81,17 @@ pub(super) async fn exchange(
                 up.read_timeout = response_timeout;
                 return Ok((head, request_done));
             }
-            chunk = down.read_body_bytes(), if !request_done => {
-                match chunk.map_err(|e| e.into_down())? {
+            // The body while there is one; after it, an idle read that sees the client leave.
+            chunk = down.read_body_or_idle(false), if !request_done || watch_client => {
+                match chunk {
                     // An empty read (the last chunk's end arriving on its own) carries nothing, and
                     // written to a chunked body it would end it.
-                    Some(chunk) if chunk.is_empty() => {}
-                    Some(chunk) => {
+                    Ok(Some(chunk)) if chunk.is_empty() => {}
+                    Ok(Some(chunk)) => {
                         body_hook(ctx, Some(&chunk), false);
                         up.write_body(&chunk).await.map_err(|e| e.into_up())?;
                     }
-                    None => {
+                    Ok(None) => {
                         request_done = true;
                         up.read_timeout = response_timeout;
                         body_hook(ctx, None, true);
@@ -89,10 +100,40 @@ pub(super) async fn exchange(
                             .await
                             .map_err(|e| e.into_up())?;
                     }
+                    // Bytes after the request (a pipelined next one): this request goes on, and
+                    // the connection closes after it (ficus does not pipeline).
+                    Err(e) if request_done && matches!(e.etype(), ErrorType::ConnectError) => {
+                        down.set_server_keepalive(None);
+                        watch_client = false;
+                    }
+                    Err(e) => return Err(e.into_down()),
                 }
             }
         }
     }
+}
+
+/// How many informational responses an upstream may send before its final one is given up on.
+const MAX_INFORMATIONAL_READ: usize = 32;
+
+/// Whether an informational response goes on to the client: never to an HTTP/1.0 client (RFC
+/// 9110 section 15.2); a `100 Continue` once, when the client asked for it; others (103 Early
+/// Hints) up to [`MAX_INFORMATIONAL`].
+fn forward_informational(
+    req: &RequestHeader,
+    status: u16,
+    seen: usize,
+    continued: &mut bool,
+) -> bool {
+    if req.version < http::Version::HTTP_11 {
+        return false;
+    }
+    if status == 100 {
+        let wanted = !*continued && expects_continue(req);
+        *continued = true;
+        return wanted;
+    }
+    seen <= MAX_INFORMATIONAL
 }
 
 fn expects_continue(req: &RequestHeader) -> bool {
@@ -160,32 +201,39 @@ pub(super) async fn response(
     Ok(())
 }
 
-/// After a `101 Switching Protocols`: bytes both ways, as they come, until either side closes.
-/// No deadline: a websocket may rightly stay quiet for a long time.
+/// After a `101 Switching Protocols`: bytes both ways, as they come. When one side ends its
+/// sending, the other side's writing is shut down and the other direction goes on until it ends
+/// too, so nothing sent after a half-close is lost. No read deadline: a websocket may rightly stay
+/// quiet for a long time.
 pub(super) async fn tunnel(down: &mut Downstream, up: &mut Upstream) -> Result<()> {
-    loop {
+    let (mut client_open, mut upstream_open) = (true, true);
+    while client_open || upstream_open {
         tokio::select! {
-            from_client = down.read_body_bytes() => {
+            from_client = down.read_body_bytes(), if client_open => {
                 match from_client.map_err(|e| e.into_down())? {
                     Some(b) if b.is_empty() => {}
                     Some(b) => {
                         up.write_body(&b).await.map_err(|e| e.into_up())?;
                     }
-                    None => break,
+                    None => {
+                        client_open = false;
+                        up.shutdown().await;
+                    }
                 }
             }
-            from_upstream = up.read_body_bytes() => {
+            from_upstream = up.read_body_bytes(), if upstream_open => {
                 match from_upstream.map_err(|e| e.into_up())? {
                     Some(b) if b.is_empty() => {}
                     Some(b) => {
                         down.write_body(&b).await.map_err(|e| e.into_down())?;
                     }
-                    None => break,
+                    None => {
+                        upstream_open = false;
+                        down.shutdown().await;
+                    }
                 }
             }
         }
     }
-    let _ = up.finish_body().await;
-    down.finish_body().await.map_err(|e| e.into_down())?;
     Ok(())
 }

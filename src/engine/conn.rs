@@ -82,6 +82,9 @@ async fn one_request(
         }
     }
     down.set_read_timeout(Some(limits.body_timeout));
+    // A client that stops reading its answer is cut after as long as one that stops sending
+    // its body (nginx's send_timeout): it would otherwise hold its connection and the upstream's.
+    down.set_write_timeout(Some(limits.body_timeout));
     // A connection whose server is stopping serves this request and closes.
     let closing = app.is_closing() || *shutdown.borrow();
     exchange::serve(app, &mut down, closing).await;

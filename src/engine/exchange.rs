@@ -173,7 +173,7 @@ async fn run(app: &H1, down: &mut Downstream, ctx: &mut RequestCtx) -> Result<()
         pool,
         request_done,
     } = forward(app, down, ctx, &table, upgrade).await?;
-    respond(down, &mut up, head, ctx, upgrade).await?;
+    respond(down, &mut up, head, ctx, upgrade, app.is_closing()).await?;
     if request_done && !up.was_upgraded() {
         if let Some(stream) = up.reuse().await {
             pool.idle.put(endpoint, stream);
@@ -219,6 +219,7 @@ async fn forward(
             ctx.upstream = Some(id);
             ctx.tried.clear();
             ctx.permit = None;
+            fresh_only = false;
             if pool.capped() {
                 ctx.permit = Some(pool.acquire().ok_or_else(|| {
                     Error::explain(
@@ -379,6 +380,7 @@ async fn respond(
     mut head: Box<ResponseHeader>,
     ctx: &mut RequestCtx,
     upgrade: bool,
+    closing: bool,
 ) -> Result<()> {
     up.respect_keepalive();
     ctx.response_started = true;
@@ -386,6 +388,19 @@ async fn respond(
         chain.on_response(&mut heads::Resp(&mut head), cx);
     }
     let switching = head.status.as_u16() == 101 && upgrade;
+    if closing {
+        // The server began stopping while this request was served: the answer says so.
+        down.set_server_keepalive(None);
+    }
+    if !switching && !framed(&head, &down.req_header().method) {
+        // The upstream ends its body by closing: re-framed as chunked for an HTTP/1.1 client (so
+        // its connection stays usable), else the client's connection closes after it too.
+        if down.req_header().version >= Version::HTTP_11 {
+            head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        } else {
+            down.set_server_keepalive(None);
+        }
+    }
     let mut end_hook = !switching
         && ctx
             .chain()
@@ -406,6 +421,13 @@ async fn respond(
         return body::tunnel(down, up).await;
     }
     body::response(down, up, ctx, end_hook).await
+}
+
+/// Whether a response says where its body ends (a length, chunked, or no body at all).
+fn framed(head: &ResponseHeader, method: &http::Method) -> bool {
+    bodiless(head, method)
+        || head.headers.contains_key(http::header::CONTENT_LENGTH)
+        || head.headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 /// Whether a response has no body: by its status, the request's method, or `content-length: 0`.

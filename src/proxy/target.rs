@@ -118,18 +118,27 @@ fn check_codings(req: &RequestHeader) -> Result<(), TargetError> {
     Ok(())
 }
 
-/// Identical duplicate `Content-Length` lines (the session refused differing ones) become one.
+/// Identical duplicate `Content-Length` values, on several lines or as a list on one (`3, 3`),
+/// become one (RFC 9110 section 8.6: never forwarded as a list); the session refused differing
+/// ones.
 fn collapse_content_length(req: &mut RequestHeader) {
-    let mut values = req.headers.get_all(CONTENT_LENGTH).iter();
-    let (Some(first), Some(_)) = (values.next().cloned(), values.next()) else {
+    let values = req.headers.get_all(CONTENT_LENGTH);
+    let mut parts = values
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|p| p.trim_ascii());
+    let Some(first) = parts.next() else {
         return;
     };
-    // `1, 1` on one line is one length too.
-    let single = String::from_utf8_lossy(first.as_bytes())
-        .split(',')
-        .next()
-        .map(|v| v.trim().to_string());
-    if let Some(Ok(v)) = single.map(HeaderValue::try_from) {
+    let listed = req.headers.get_all(CONTENT_LENGTH).iter().count() > 1
+        || req
+            .headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes().contains(&b','));
+    if !listed || !parts.all(|p| p == first) {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_bytes(first) {
         let _ = req.insert_header(CONTENT_LENGTH, v);
     }
 }
@@ -224,6 +233,10 @@ mod tests {
         assert_eq!(check(&mut r), Ok(Target::Origin));
         let all: Vec<_> = r.headers.get_all(CONTENT_LENGTH).iter().collect();
         assert_eq!(all, ["5"]);
+        let mut r = req("POST", "/", &[("host", "a"), ("content-length", "3, 3")]);
+        assert_eq!(check(&mut r), Ok(Target::Origin));
+        let all: Vec<_> = r.headers.get_all(CONTENT_LENGTH).iter().collect();
+        assert_eq!(all, ["3"]);
     }
 
     /// Request targets as an attacker writes them: every form, every escape, junk.
