@@ -51,9 +51,13 @@ pub(super) async fn exchange(
     }
     let mut informational = 0;
     let mut continued = false;
-    // Once the body is all up, the client is watched for leaving: a client gone while the
-    // upstream thinks is a 499 at once, never a timeout or a fallback on its behalf.
+    // Once the body is all up and the upstream has taken a while, the client is watched for
+    // leaving: a client gone while the upstream thinks is a 499, never a timeout or a fallback
+    // on its behalf. Not at once: the watch is a read per request, and most answers come first.
     let mut watch_client = true;
+    let mut watching = false;
+    let watch_after = tokio::time::sleep(CLIENT_WATCH_AFTER);
+    tokio::pin!(watch_after);
     loop {
         tokio::select! {
             biased;
@@ -81,8 +85,9 @@ pub(super) async fn exchange(
                 up.read_timeout = response_timeout;
                 return Ok((head, request_done));
             }
+            _ = &mut watch_after, if request_done && !watching => watching = true,
             // The body while there is one; after it, an idle read that sees the client leave.
-            chunk = down.read_body_or_idle(false), if !request_done || watch_client => {
+            chunk = down.read_body_or_idle(false), if !request_done || (watching && watch_client) => {
                 match chunk {
                     // An empty read (the last chunk's end arriving on its own) carries nothing, and
                     // written to a chunked body it would end it.
@@ -112,6 +117,9 @@ pub(super) async fn exchange(
         }
     }
 }
+
+/// How long an upstream may think before ficus starts watching for its client leaving.
+const CLIENT_WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How many informational responses an upstream may send before its final one is given up on.
 const MAX_INFORMATIONAL_READ: usize = 32;
