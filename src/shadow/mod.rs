@@ -4,6 +4,8 @@
 //! Today this holds the compiled `[routes.shadow]`; `ficus explain` reads it. Mirroring and
 //! comparison build on the route's filter chain ([`crate::filters`]).
 
+pub mod compare;
+
 use http::Method;
 
 use crate::routing::{StickyKey, UpstreamId};
