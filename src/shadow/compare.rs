@@ -30,6 +30,8 @@ mod walk;
 #[cfg(test)]
 mod json_tests;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
