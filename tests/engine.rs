@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use support::{engine_is_pingora, read_response, Ficus, Upstream};
+use support::{engine_is_pingora, read_response, read_to_close, Ficus, Upstream};
 
 /// A raw upstream: for each connection, reads one request head, then runs `then`.
 async fn raw_upstream<F, Fut>(then: F) -> SocketAddr
@@ -46,27 +46,6 @@ where
 async fn ficus_before(upstream: SocketAddr) -> Ficus {
     let table = "[proxy]\ndefault = \"raw\"\n\n[upstreams.raw]\nurl = \"${raw}\"\n";
     Ficus::start(table, &[("raw", format!("http://{upstream}"))]).await
-}
-
-async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
-    all
-}
-
-/// The value of one sample of the proxy's metrics, 0 when absent.
-fn metric(ficus: &Ficus, series: &str) -> f64 {
-    ficus
-        .metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -109,10 +88,8 @@ async fn a_client_that_leaves_while_the_upstream_thinks_is_a_499_and_no_fallback
     // Well inside the upstream's 60 s read timeout.
     let counted = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let v = metric(
-                &ficus,
-                "ficus_requests_total{route=\"slow\",status=\"499\",upstream=\"slow\"}",
-            );
+            let v = ficus
+                .metric("ficus_requests_total{route=\"slow\",status=\"499\",upstream=\"slow\"}");
             if v >= 1.0 {
                 return v;
             }
@@ -128,7 +105,7 @@ async fn a_client_that_leaves_while_the_upstream_thinks_is_a_499_and_no_fallback
     });
     assert_eq!(counted, 1.0);
     assert_eq!(legacy.hits(), 0, "a request whose client left was replayed");
-    assert_eq!(metric(&ficus, "ficus_fallbacks_total{route=\"slow\"}"), 0.0);
+    assert_eq!(ficus.metric("ficus_fallbacks_total{route=\"slow\"}"), 0.0);
 }
 
 #[tokio::test]

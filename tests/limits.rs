@@ -12,28 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::{engine_is_pingora, raw_exchange, read_response, Ficus, Upstream};
-
-/// Counter values from the proxy's metrics, by name and exact label text (`{reason="x"}`).
-fn metric(ficus: &Ficus, series: &str) -> f64 {
-    ficus
-        .metrics_text()
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Reads until the server closes the connection (or resets it).
-async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return all,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-        }
-    }
-}
+use support::{engine_is_pingora, raw_exchange, read_response, read_to_close, Ficus, Upstream};
 
 fn table(limits: &str) -> String {
     format!(
@@ -95,17 +74,11 @@ async fn a_head_sent_a_byte_at_a_time_meets_its_deadline_from_the_first_byte() {
     );
     assert_eq!(legacy.hits(), 0);
     assert_eq!(
-        metric(
-            &ficus,
-            "ficus_client_errors_total{reason=\"header_timeout\"}"
-        ),
+        ficus.metric("ficus_client_errors_total{reason=\"header_timeout\"}"),
         1.0
     );
     assert_eq!(
-        metric(
-            &ficus,
-            "ficus_requests_total{route=\"default\",status=\"408\",upstream=\"none\"}"
-        ),
+        ficus.metric("ficus_requests_total{route=\"default\",status=\"408\",upstream=\"none\"}"),
         1.0
     );
 }
@@ -127,17 +100,14 @@ async fn a_client_that_stalls_mid_body_gets_408_and_nothing_is_blamed_on_the_ups
     assert_eq!(legacy.hits(), 0, "the partial POST was replayed to legacy");
     assert_eq!(orders.hits(), 1);
     assert_eq!(
-        metric(&ficus, "ficus_client_errors_total{reason=\"body_timeout\"}"),
+        ficus.metric("ficus_client_errors_total{reason=\"body_timeout\"}"),
         1.0
     );
     assert_eq!(
-        metric(&ficus, "ficus_upstream_timeouts_total{upstream=\"orders\"}"),
+        ficus.metric("ficus_upstream_timeouts_total{upstream=\"orders\"}"),
         0.0
     );
-    assert_eq!(
-        metric(&ficus, "ficus_fallbacks_total{route=\"orders\"}"),
-        0.0
-    );
+    assert_eq!(ficus.metric("ficus_fallbacks_total{route=\"orders\"}"), 0.0);
 }
 
 #[tokio::test]
@@ -181,8 +151,8 @@ async fn connections_beyond_max_connections_are_closed_and_counted() {
         "a connection beyond the cap was served: {:?}",
         String::from_utf8_lossy(&answer)
     );
-    assert_eq!(metric(&ficus, "ficus_connections_rejected_total"), 1.0);
-    assert_eq!(metric(&ficus, "ficus_connections_open"), 2.0);
+    assert_eq!(ficus.metric("ficus_connections_rejected_total"), 1.0);
+    assert_eq!(ficus.metric("ficus_connections_open"), 2.0);
 
     // A place freed is a place taken again.
     drop(open.pop());
@@ -227,7 +197,7 @@ async fn a_malformed_chunked_body_is_the_clients_400() {
     assert_eq!(resp.status, 400);
     assert_eq!(legacy.hits(), 0);
     assert_eq!(
-        metric(&ficus, "ficus_client_errors_total{reason=\"bad_body\"}"),
+        ficus.metric("ficus_client_errors_total{reason=\"bad_body\"}"),
         1.0
     );
 }
@@ -297,7 +267,7 @@ async fn a_head_beyond_max_header_size_is_refused() {
     assert_eq!(fits.status, 200);
     assert_eq!(legacy.hits(), 1);
     assert_eq!(
-        metric(&ficus, "ficus_client_errors_total{reason=\"bad_head\"}"),
+        ficus.metric("ficus_client_errors_total{reason=\"bad_head\"}"),
         1.0
     );
 }

@@ -13,7 +13,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use pingora::ErrorType;
 
-use super::{exchange, H1};
+use super::{answer, exchange, H1};
 
 /// What the wait for the next request saw.
 enum Next {
@@ -72,12 +72,12 @@ async fn one_request(
         Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
             if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
-                exchange::refuse_head(app, &mut down, 400, "bad_head").await;
+                answer::refuse_head(app, &mut down, 400, "bad_head").await;
             }
             return None;
         }
         Err(_) => {
-            exchange::refuse_head(app, &mut down, 408, "header_timeout").await;
+            answer::refuse_head(app, &mut down, 408, "header_timeout").await;
             return None;
         }
     }

@@ -15,6 +15,7 @@
 //! connection holds only its socket; upstream connections go back to their endpoint's idle list
 //! with a push ([`crate::upstream::idle`]).
 
+mod answer;
 mod body;
 mod conn;
 mod exchange;

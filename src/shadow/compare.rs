@@ -30,7 +30,7 @@ mod walk;
 #[cfg(test)]
 mod json_tests;
 #[cfg(test)]
-mod props;
+mod props_tests;
 #[cfg(test)]
 mod tests;
 

@@ -559,6 +559,30 @@ pub fn engine_is_pingora() -> bool {
     std::env::var("FICUS_TEST_ENGINE").is_ok_and(|e| e == "pingora")
 }
 
+/// Reads until the server closes the connection (or resets it).
+pub async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
+impl Ficus {
+    /// One sample of the proxy's metrics by its name and exact label text
+    /// (`ficus_client_errors_total{reason="x"}`); 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
 /// A reqwest client that ignores proxy environment variables.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
