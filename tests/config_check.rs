@@ -37,6 +37,9 @@ read_timeout = "30s"
 [upstreams.orders]
 url = "http://127.0.0.1:8002"
 
+[upstreams.orders-v2]
+url = "http://127.0.0.1:8003"
+
 [[routes]]
 name = "orders-read"               # unique, [a-z0-9-]+
 path = "/api/orders/*"             # see path forms below
@@ -49,15 +52,8 @@ upstream = "orders"                # where matching requests go
 fallback = "legacy"                # optional: on connect failure, timeout or 5xx from `upstream`, replay the request here
                                    # (GET, HEAD and OPTIONS always; other methods only with `fallback_unsafe = true`)
 
-[[routes]]
-name = "orders-canary"
-path = "/api/orders"
-methods = ["POST"]
-split = { orders = 10, legacy = 90 }   # weights instead of `upstream`
-sticky = "header:x-user-id"            # or "cookie:NAME" or "ip"; the same key always lands on the same side
-
   [routes.shadow]                      # mirror a sample of this route's requests and compare
-  upstream = "orders"                  # the service under test (not the one that answers the client)
+  upstream = "orders-v2"               # the service under test (not the one that answers the client)
   percent = 100                        # sample rate, 0..100
   sticky = "header:x-user-id"          # optional: sample whole users rather than single requests
   methods = ["GET", "HEAD"]            # default: GET, HEAD, OPTIONS only; writes must be listed explicitly
@@ -66,6 +62,14 @@ sticky = "header:x-user-id"            # or "cookie:NAME" or "ip"; the same key 
   ignore = ["/created_at", "/items/*/id"]   # JSON Pointer paths; `*` matches any array index or key
   unordered = ["/tags"]                # arrays compared as multisets
   tolerance = { "/total" = 0.01 }      # numeric fields equal within this absolute difference
+  learn_noise = 10                     # optional: % of compared safe requests also sent twice to the primary
+
+[[routes]]
+name = "orders-canary"
+path = "/api/orders"
+methods = ["POST"]
+split = { orders = 10, legacy = 90 }   # weights instead of `upstream`
+sticky = "header:x-user-id"            # or "cookie:NAME" or "ip"; the same key always lands on the same side
 
   [routes.webhook]                     # sync data back to the legacy app
   url = "http://127.0.0.1:8001/sync/orders"
@@ -140,7 +144,7 @@ fn assert_error_at(text: &str, needle: &str, message_part: &str) {
 #[test]
 fn contract_example_table_compiles_with_every_value_as_written() {
     let t = ok(CONTRACT_EXAMPLE);
-    assert_eq!(summary(&t), "ok: 2 routes, 2 upstreams");
+    assert_eq!(summary(&t), "ok: 2 routes, 3 upstreams");
     assert_eq!(
         t.proxy.listen,
         vec!["0.0.0.0:8080".parse::<SocketAddr>().unwrap()]
@@ -192,8 +196,9 @@ fn contract_example_table_compiles_with_every_value_as_written() {
         Some(StickyKey::Header("x-user-id".parse().unwrap()))
     );
 
-    let shadow = canary.action.shadow.as_ref().expect("shadow");
-    assert_eq!(t.upstream_name(shadow.upstream), "orders");
+    let shadow = t.routes[0].action.shadow.as_ref().expect("shadow");
+    assert_eq!(t.upstream_name(shadow.upstream), "orders-v2");
+    assert_eq!(shadow.learn_noise, 10.0);
     assert_eq!(shadow.percent, 100.0);
     assert_eq!(shadow.methods, vec![Method::GET, Method::HEAD]);
     assert_eq!(shadow.max_body, 1 << 20);
@@ -278,6 +283,9 @@ fn defaults_are_applied_when_keys_are_left_out() {
     );
     assert_eq!(shadow.max_body, 1024 * 1024);
     assert_eq!(shadow.sticky, None);
+    assert_eq!(shadow.learn_noise, 0.0);
+    assert_eq!(shadow.timeout, Duration::from_secs(10));
+    assert_eq!(shadow.max_in_flight, 64);
     let webhook = r.action.webhook.as_ref().unwrap();
     assert_eq!(webhook.on_status, StatusClass::Class(2));
     assert_eq!(webhook.timeout, Duration::from_secs(30));
@@ -508,6 +516,58 @@ fn a_value_of_the_wrong_type_is_reported_at_the_value() {
     assert!(d.message.starts_with("invalid type: string \"GET\""), "{d}");
     let d = one_error(&with_route("name = \"r\"\npath = \"/r\"\nupstream = \"orders\"\n[routes.shadow]\nupstream = \"legacy\"\npercent = \"ten\""));
     assert_eq!((d.line, d.column), (16, 11), "{d}");
+}
+
+#[test]
+fn shadow_settings_are_checked_at_their_values() {
+    let route = "name = \"r\"\npath = \"/r\"\nupstream = \"orders\"\n[routes.shadow]\nupstream = \"legacy\"";
+    let d = one_error(&with_route(&format!("{route}\nlearn_noise = 150")));
+    assert_eq!((d.line, d.column), (16, 15), "{d}");
+    assert!(
+        d.message
+            .contains("learn_noise must be a number between 0 and 100"),
+        "{d}"
+    );
+    let d = one_error(&with_route(&format!("{route}\ntimeout = \"0s\"")));
+    assert_eq!((d.line, d.column), (16, 11), "{d}");
+    let d = one_error(&with_route(&format!("{route}\nmax_in_flight = 0")));
+    assert_eq!((d.line, d.column), (16, 17), "{d}");
+    let t = ok(&with_route(&format!(
+        "{route}\nlearn_noise = 10\ntimeout = \"2s\"\nmax_in_flight = 8"
+    )));
+    let shadow = t.routes[0].action.shadow.as_ref().unwrap();
+    assert_eq!(shadow.learn_noise, 10.0);
+    assert_eq!(shadow.timeout, Duration::from_secs(2));
+    assert_eq!(shadow.max_in_flight, 8);
+}
+
+#[test]
+fn a_shadow_that_could_never_mirror_a_request_of_its_route_is_refused() {
+    // The shadow's default methods (GET, HEAD, OPTIONS) on a POST-only route.
+    let text = with_route(
+        "name = \"r\"\npath = \"/r\"\nmethods = [\"POST\"]\nupstream = \"orders\"\n[routes.shadow]\nupstream = \"legacy\"",
+    );
+    let d = one_error(&text);
+    assert_eq!(d.line, line_of(&text, "[routes.shadow]"), "{d}");
+    assert!(
+        d.message
+            .contains("takes only POST but its shadow mirrors only GET, HEAD, OPTIONS"),
+        "{d}"
+    );
+    // Listed methods: reported at the list.
+    let text = with_route(
+        "name = \"r\"\npath = \"/r\"\nmethods = [\"POST\"]\nupstream = \"orders\"\n[routes.shadow]\nupstream = \"legacy\"\nmethods = [\"PUT\"]",
+    );
+    let d = one_error(&text);
+    assert_eq!(
+        (d.line, d.column),
+        (line_of(&text, "methods = [\"PUT"), 11),
+        "{d}"
+    );
+    // One method in common is enough.
+    ok(&with_route(
+        "name = \"r\"\npath = \"/r\"\nmethods = [\"POST\", \"GET\"]\nupstream = \"orders\"\n[routes.shadow]\nupstream = \"legacy\"",
+    ));
 }
 
 // ---- Upstream references ------------------------------------------------------------------------------

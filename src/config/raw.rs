@@ -144,6 +144,9 @@ pub(crate) struct RawShadow {
     pub ignore: Option<Vec<Spanned<String>>>,
     pub unordered: Option<Vec<Spanned<String>>>,
     pub tolerance: Option<KeyedList<Spanned<Scalar>>>,
+    pub learn_noise: Option<Spanned<Scalar>>,
+    pub timeout: Option<Spanned<String>>,
+    pub max_in_flight: Option<Spanned<Scalar>>,
 }
 
 /// `[routes.webhook]`

@@ -119,10 +119,33 @@ fn route(
         }
         other => Some(other.as_ref().is_some_and(|f| *f.get_ref())),
     };
+    let shadow_raw = shadow.as_ref();
     let shadow = match shadow {
         None => Some(None),
         Some(raw) => shadow::compile(ctx, raw).map(Some),
     };
+    if let (Some(Some(route_methods)), Some(Some(spec)), Some(raw)) =
+        (&methods, &shadow, shadow_raw)
+    {
+        if !spec.methods.iter().any(|m| route_methods.contains(m)) {
+            // No request of this route could ever be mirrored: a mistake, not a setting.
+            let span = raw
+                .get_ref()
+                .methods
+                .as_ref()
+                .map_or_else(|| raw.span(), |m| m.span());
+            let list = |ms: &[Method]| ms.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            ctx.problems.hinted(
+                span,
+                format!(
+                    "{label} takes only {} but its shadow mirrors only {}: nothing would be mirrored",
+                    list(route_methods),
+                    list(&spec.methods)
+                ),
+                "list the route's methods to mirror in [routes.shadow] methods = [...]",
+            );
+        }
+    }
     let webhook = match webhook {
         None => Some(None),
         Some(raw) => webhook::compile(ctx, raw).map(Some),

@@ -1,17 +1,21 @@
 //! `[routes.shadow]`: what to mirror to the service under test and how to compare.
 
+use std::time::Duration;
+
 use http::Method;
 use toml::Spanned;
 
 use super::checks;
 use super::compile::Ctx;
-use super::raw::RawShadow;
+use super::raw::{RawShadow, Scalar};
 use super::routes::method_list;
 use crate::routing::StickyKey;
 use crate::shadow::ShadowSpec;
 
 pub(crate) const DEFAULT_PERCENT: f64 = 100.0;
 pub(crate) const DEFAULT_MAX_BODY: u64 = 1 << 20;
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: u64 = 64;
 
 /// Methods mirrored unless the route lists its own: those that do not write.
 pub(crate) fn default_methods() -> Vec<Method> {
@@ -29,6 +33,9 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawShadow>) -> Option<ShadowS
         ignore,
         unordered,
         tolerance,
+        learn_noise,
+        timeout,
+        max_in_flight,
     } = raw.get_ref();
 
     let upstream = ctx
@@ -40,23 +47,29 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawShadow>) -> Option<ShadowS
             "add upstream = \"NAME\", the service under test",
         )
         .and_then(|u| ctx.upstream(u));
-    let percent = match percent {
-        None => Some(DEFAULT_PERCENT),
-        Some(p) => match p.get_ref().as_f64() {
-            Some(v) if v.is_finite() && (0.0..=100.0).contains(&v) => Some(v),
-            _ => {
-                ctx.problems.hinted(
-                    p.span(),
-                    format!(
-                        "percent must be a number between 0 and 100, got {}",
-                        p.get_ref()
-                    ),
-                    "write the share of requests to mirror, like percent = 10",
-                );
-                None
-            }
-        },
-    };
+    let percent = share(
+        ctx,
+        percent.as_ref(),
+        DEFAULT_PERCENT,
+        "percent",
+        "write the share of requests to mirror, like percent = 10",
+    );
+    let learn_noise = share(
+        ctx,
+        learn_noise.as_ref(),
+        0.0,
+        "learn_noise",
+        "write the share of compared requests to send twice to the primary, like learn_noise = 10",
+    );
+    let timeout = ctx.timeout(timeout.as_ref(), DEFAULT_TIMEOUT);
+    let max_in_flight = ctx
+        .count(
+            max_in_flight.as_ref(),
+            1..=100_000,
+            DEFAULT_MAX_IN_FLIGHT,
+            "max_in_flight",
+        )
+        .and_then(|n| usize::try_from(n).ok());
     let sticky = match sticky {
         None => Some(None),
         Some(spec) => ctx.parse(spec, StickyKey::parse).map(Some),
@@ -107,7 +120,37 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawShadow>) -> Option<ShadowS
         ignore: ignore?,
         unordered: unordered?,
         tolerance: tolerance?,
+        learn_noise: learn_noise?,
+        timeout: timeout?,
+        max_in_flight: max_in_flight?,
     })
+}
+
+/// A percentage (0..=100) such as `percent` or `learn_noise`; `default` when absent.
+fn share(
+    ctx: &mut Ctx,
+    value: Option<&Spanned<Scalar>>,
+    default: f64,
+    key: &str,
+    hint: &str,
+) -> Option<f64> {
+    let Some(v) = value else {
+        return Some(default);
+    };
+    match v.get_ref().as_f64() {
+        Some(n) if n.is_finite() && (0.0..=100.0).contains(&n) => Some(n),
+        _ => {
+            ctx.problems.hinted(
+                v.span(),
+                format!(
+                    "{key} must be a number between 0 and 100, got {}",
+                    v.get_ref()
+                ),
+                hint,
+            );
+            None
+        }
+    }
 }
 
 /// Every item of an optional list through `check`; an absent list is empty.

@@ -112,6 +112,9 @@ impl Rules {
             ignore,
             unordered,
             tolerance,
+            learn_noise: _,
+            timeout: _,
+            max_in_flight: _,
         } = spec;
         let patterns = |list: &[String]| -> Result<Vec<Pattern>, PatternError> {
             list.iter().map(|p| Pattern::parse(p)).collect()

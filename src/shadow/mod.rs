@@ -6,6 +6,8 @@
 
 pub mod compare;
 
+use std::time::Duration;
+
 use http::Method;
 
 use crate::routing::{StickyKey, UpstreamId};
@@ -24,4 +26,12 @@ pub struct ShadowSpec {
     pub ignore: Vec<String>,
     pub unordered: Vec<String>,
     pub tolerance: Vec<(String, f64)>,
+    /// The share (0..=100) of compared safe-method requests also sent a second time to the
+    /// primary upstream, to learn what differs between two of its own answers; 0 is off.
+    pub learn_noise: f64,
+    /// How long a mirrored request (or a noise probe) may take, from connect to the end of its
+    /// answer.
+    pub timeout: Duration,
+    /// Mirrored requests in flight to the shadow upstream at once; a sample beyond it is dropped.
+    pub max_in_flight: usize,
 }
