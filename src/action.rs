@@ -4,7 +4,7 @@
 
 use crate::filters::FilterChain;
 use crate::routing::{Target, UpstreamId};
-use crate::shadow::ShadowSpec;
+use crate::shadow::{Mirror, ShadowSpec};
 use crate::webhook::WebhookSpec;
 
 #[derive(Debug)]
@@ -18,5 +18,8 @@ pub struct Action {
     /// The filters run on the route's requests: the built-ins, then its plugins.
     pub filters: FilterChain,
     pub shadow: Option<ShadowSpec>,
+    /// The shadow as the last filter of `filters`, set when the table is built (it needs the
+    /// upstreams) and armed by the server that runs the table.
+    pub mirror: Option<std::sync::Arc<Mirror>>,
     pub webhook: Option<WebhookSpec>,
 }

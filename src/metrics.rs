@@ -26,6 +26,7 @@ pub const UPSTREAM_ENDPOINT_HEALTHY: &str = "ficus_upstream_endpoint_healthy";
 pub const CONNECTIONS_REJECTED_TOTAL: &str = "ficus_connections_rejected_total";
 pub const CLIENT_ERRORS_TOTAL: &str = "ficus_client_errors_total";
 pub const CONNECTIONS_OPEN: &str = "ficus_connections_open";
+pub const SHADOW_TOTAL: &str = "ficus_shadow_total";
 
 /// The route label of requests that matched no route.
 pub const DEFAULT_ROUTE: &str = "default";
@@ -57,6 +58,9 @@ pub struct Metrics {
     /// `{reason}`: requests that failed through the client's fault (a malformed or slow head or
     /// body), answered 4xx or closed, never counted against an upstream.
     pub client_errors: IntCounterVec,
+    /// `{route, result="match|mismatch|error|skipped|dropped"}`: sampled requests by what came
+    /// of their mirrored copy.
+    pub shadow: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,6 +134,11 @@ impl Metrics {
                 CONNECTIONS_OPEN,
                 "Client connections open now",
             )),
+            shadow: reg.counter_vec(
+                SHADOW_TOTAL,
+                "Requests sampled for shadowing, by route and what came of the comparison",
+                &["route", "result"],
+            ),
             client_errors: reg.counter_vec(
                 CLIENT_ERRORS_TOTAL,
                 "Requests that failed through the client's fault, by reason",

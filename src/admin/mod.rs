@@ -19,6 +19,7 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::proxy::SharedTable;
 use crate::reload::{Outcome, Reloader, Trigger};
+use crate::shadow::Shadows;
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -29,6 +30,7 @@ pub struct Admin {
     reloader: Option<Arc<Reloader>>,
     lifecycle: Arc<Lifecycle>,
     metrics: Arc<Metrics>,
+    shadows: Arc<Shadows>,
     /// With `admin_token_env`, every endpoint but `/healthz` needs `Authorization: Bearer <token>`.
     token: Option<String>,
 }
@@ -63,6 +65,7 @@ impl Admin {
         reloader: Option<Arc<Reloader>>,
         lifecycle: Arc<Lifecycle>,
         metrics: Arc<Metrics>,
+        shadows: Arc<Shadows>,
         token: Option<String>,
     ) -> Self {
         Admin {
@@ -70,6 +73,7 @@ impl Admin {
             reloader,
             lifecycle,
             metrics,
+            shadows,
             token,
         }
     }
@@ -102,10 +106,15 @@ impl Admin {
             "/api/routes" if get => Reply::json(200, api::routes(&self.table.load())),
             "/api/reload" if *method == Method::POST => self.reload().await,
             "/api/explain" if get => self.explain(uri.query().unwrap_or("")),
-            "/" | "/healthz" | "/readyz" | "/metrics" | "/api/routes" | "/api/reload" | "/api/explain" => {
+            "/api/shadow" if get => Reply::json(
+                200,
+                json!({ "routes": self.shadows.report(&self.table.load()) }),
+            ),
+            "/" | "/healthz" | "/readyz" | "/metrics" | "/api/routes" | "/api/reload" | "/api/explain"
+            | "/api/shadow" => {
                 Reply::error(405, "method not allowed")
             }
-            _ => Reply::error(404, "no such endpoint; see /api/routes, /api/reload, /api/explain, /metrics, /healthz, /readyz"),
+            _ => Reply::error(404, "no such endpoint; see /api/routes, /api/reload, /api/explain, /api/shadow, /metrics, /healthz, /readyz"),
         }
     }
 

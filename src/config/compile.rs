@@ -25,6 +25,8 @@ use super::{proxy, routes, units};
 use crate::filters::FilterChain;
 use crate::routing::{Route, RouteIndex, RouteTable, UpstreamId, VersionSource};
 use crate::settings::ProxySettings;
+use crate::shadow::compare::Rules;
+use crate::shadow::{Mirror, Setup};
 use crate::upstream::Upstream;
 use ficus_plugin::Filter;
 
@@ -352,6 +354,10 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
     if problems.len() != before {
         return None;
     }
+    let mut routes = routes;
+    for route in &mut routes {
+        attach_mirror(route, &built);
+    }
     let index = RouteIndex::build(&routes);
     Some(RouteTable {
         proxy,
@@ -367,4 +373,40 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
         version: String::new(),
         loaded_at: std::time::SystemTime::now(),
     })
+}
+
+/// Puts a route's shadow at the end of its filter chain, with the upstreams it sends to (its
+/// shadow upstream, and its own for noise probes).
+fn attach_mirror(route: &mut Route, upstreams: &[Arc<Upstream>]) {
+    let action = &mut route.action;
+    let Some(spec) = &action.shadow else {
+        return;
+    };
+    let Ok(rules) = Rules::from_spec(spec) else {
+        // The patterns were checked by `shadow::compile`; a spec that got past it is a bug.
+        tracing::error!(route = %route.name, "shadow rules did not compile; not mirrored");
+        return;
+    };
+    let Some(shadow) = upstreams.get(spec.upstream.index()) else {
+        return;
+    };
+    let own = action.target.upstream_ids().chain(action.fallback);
+    let mut primaries: Vec<Arc<Upstream>> = Vec::new();
+    for id in own {
+        if let Some(u) = upstreams.get(id.index()) {
+            if !primaries.iter().any(|p| Arc::ptr_eq(p, u)) {
+                primaries.push(Arc::clone(u));
+            }
+        }
+    }
+    let mirror = Arc::new(Mirror::new(Setup {
+        route: Arc::clone(&route.name),
+        spec: spec.clone(),
+        rules,
+        shadow: Arc::clone(shadow),
+        primaries,
+        base: action.filters.clone(),
+    }));
+    action.filters = action.filters.then(mirror.clone());
+    action.mirror = Some(mirror);
 }

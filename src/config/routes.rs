@@ -171,6 +171,7 @@ fn route(
             fallback_unsafe: fallback_unsafe?,
             filters: filters?,
             shadow: shadow?,
+            mirror: None,
             webhook: webhook?,
         },
     })

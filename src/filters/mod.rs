@@ -26,8 +26,10 @@ pub struct FilterChain {
     filters: Arc<[(Hooks, Arc<dyn Filter>)]>,
     /// Every hook some filter of the chain uses.
     hooks: Hooks,
-    /// How many of the filters are plugins (not built-ins): only they read the request's template
-    /// parameters and client version, so those are worked out only when this is not zero.
+    /// How many of the filters are built-ins (the first ones).
+    builtins: usize,
+    /// How many of the filters are plugins (after the built-ins): only they read the request's
+    /// template parameters and client version, so those are worked out only when this is not zero.
     plugins: usize,
 }
 
@@ -47,6 +49,7 @@ impl FilterChain {
     /// The built-ins followed by `plugins`, in that order.
     pub fn new(builtins: Vec<Arc<dyn Filter>>, plugins: Vec<Arc<dyn Filter>>) -> Self {
         let count = plugins.len();
+        let builtin_count = builtins.len();
         let filters: Arc<[(Hooks, Arc<dyn Filter>)]> = builtins
             .into_iter()
             .chain(plugins)
@@ -56,7 +59,26 @@ impl FilterChain {
         FilterChain {
             filters,
             hooks,
+            builtins: builtin_count,
             plugins: count,
+        }
+    }
+
+    /// This chain with `last` after its plugins: ficus's own work on the side of a route (its
+    /// shadow), which sees the request as the plugins left it. Not listed as a plugin.
+    pub fn then(&self, last: Arc<dyn Filter>) -> Self {
+        let filters: Arc<[(Hooks, Arc<dyn Filter>)]> = self
+            .filters
+            .iter()
+            .cloned()
+            .chain(std::iter::once((last.hooks(), last)))
+            .collect();
+        let hooks = filters.iter().fold(Hooks::NONE, |all, (h, _)| all | *h);
+        FilterChain {
+            filters,
+            hooks,
+            builtins: self.builtins,
+            plugins: self.plugins,
         }
     }
 
@@ -80,8 +102,11 @@ impl FilterChain {
 
     /// The names of the chain's plugins, in order (the built-ins are not listed).
     pub fn plugin_names(&self) -> impl Iterator<Item = &str> {
-        let skip = self.filters.len() - self.plugins;
-        self.filters.iter().skip(skip).map(|(_, f)| f.name())
+        self.filters
+            .iter()
+            .skip(self.builtins)
+            .take(self.plugins)
+            .map(|(_, f)| f.name())
     }
 
     /// Whether some filter of the chain uses `hook`.

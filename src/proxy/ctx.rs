@@ -1,6 +1,7 @@
 //! Per-request state, and the two views of it every phase needs: the route's filter chain with
 //! the filters' context, and the fallback decision's view of the attempt.
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +30,49 @@ pub struct RequestCtx {
     /// This request's place under the upstream's `max_connections`, while it holds one.
     pub(crate) permit: Option<Permit>,
     pub(crate) started: Instant,
+    /// The request body as the chain's body hook has seen it (Pingora's engine only, which
+    /// replays a retried request's body through the body phase again).
+    pub(crate) body_seen: BodySeen,
+}
+
+/// How much of the request body the chain's body hook has seen, and how much the current attempt
+/// has sent, so that a retry's replay of the same bytes is not shown to filters twice: the body
+/// phase sees each byte once, whatever the engine.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct BodySeen {
+    hooked: u64,
+    this_attempt: u64,
+    ended: bool,
+}
+
+impl BodySeen {
+    /// A new attempt starts sending the body from its first byte.
+    pub(crate) fn new_attempt(&mut self) {
+        self.this_attempt = 0;
+    }
+
+    /// The part of `chunk` (at the current attempt's place in the body) that the hook has not
+    /// seen, and whether the end is news; `None` when there is nothing new at all.
+    pub(crate) fn unseen(
+        &mut self,
+        chunk: Option<&Bytes>,
+        end: bool,
+    ) -> Option<(Option<Bytes>, bool)> {
+        let len = chunk.map_or(0, |c| c.len() as u64);
+        let start = self.this_attempt;
+        self.this_attempt += len;
+        let fresh = match chunk {
+            Some(c) if start + len > self.hooked => {
+                let skip = usize::try_from(self.hooked.saturating_sub(start)).unwrap_or(usize::MAX);
+                self.hooked = start + len;
+                Some(c.slice(skip.min(c.len())..))
+            }
+            _ => None,
+        };
+        let end_news = end && !self.ended;
+        self.ended |= end;
+        (fresh.is_some() || end_news).then_some((fresh, end_news))
+    }
 }
 
 impl RequestCtx {
@@ -44,6 +88,7 @@ impl RequestCtx {
             tried: Vec::new(),
             permit: None,
             started: Instant::now(),
+            body_seen: BodySeen::default(),
         }
     }
 
@@ -126,4 +171,38 @@ pub(crate) fn peer_ip(
     addr: Option<&pingora::protocols::l4::socket::SocketAddr>,
 ) -> Option<std::net::IpAddr> {
     addr.and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_body_is_shown_to_the_body_hook_once() {
+        let mut seen = BodySeen::default();
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        seen.new_attempt();
+        assert_eq!(
+            seen.unseen(Some(&b("ab")), false),
+            Some((Some(b("ab")), false))
+        );
+        assert_eq!(
+            seen.unseen(Some(&b("cd")), false),
+            Some((Some(b("cd")), false))
+        );
+        // A retry sends what was read so far again, in one piece, then the rest.
+        seen.new_attempt();
+        assert_eq!(seen.unseen(Some(&b("abc")), false), None);
+        assert_eq!(
+            seen.unseen(Some(&b("def")), true),
+            Some((Some(b("ef")), true))
+        );
+        // Another retry after the end: nothing new at all.
+        seen.new_attempt();
+        assert_eq!(seen.unseen(Some(&b("abcdef")), true), None);
+        // An empty body ends once.
+        let mut empty = BodySeen::default();
+        assert_eq!(empty.unseen(None, true), Some((None, true)));
+        assert_eq!(empty.unseen(None, true), None);
+    }
 }

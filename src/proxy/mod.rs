@@ -155,6 +155,7 @@ impl ProxyHttp for Ficus {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let fallback = ctx.fallback.is_some();
+        ctx.body_seen.new_attempt();
         let endpoint = ctx.endpoint.as_ref().map(|(_, info)| Arc::clone(info));
         let (Some(id), Some((table, chain, cx))) = (ctx.upstream, ctx.with_table()) else {
             return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
@@ -177,8 +178,16 @@ impl ProxyHttp for Ficus {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some((chain, cx)) = ctx.chain().filter(|(c, _)| c.uses(Hooks::REQUEST_BODY)) {
-            chain.on_request_body(body.as_ref(), end_of_stream, cx);
+        let wanted = ctx
+            .chain()
+            .is_some_and(|(c, _)| c.uses(Hooks::REQUEST_BODY));
+        if wanted {
+            // A retry replays the body sent so far through this phase: filters see it once.
+            if let Some((fresh, end)) = ctx.body_seen.unseen(body.as_ref(), end_of_stream) {
+                if let Some((chain, cx)) = ctx.chain() {
+                    chain.on_request_body(fresh.as_ref(), end, cx);
+                }
+            }
         }
         Ok(())
     }

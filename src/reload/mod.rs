@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::proxy::SharedTable;
 use crate::routing::RouteTable;
 use crate::settings::{ClientLimits, ProxySettings};
+use crate::shadow::Shadows;
 
 /// What one reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,8 @@ pub struct Reloader {
     path: PathBuf,
     table: SharedTable,
     metrics: Arc<Metrics>,
+    /// Arms a new table's shadows before it serves.
+    shadows: Arc<Shadows>,
     /// Serializes reloads, and remembers the last rejection so it is logged once.
     last_rejection: Mutex<Option<Vec<String>>>,
     /// Set once the reload service watches the file and listens for SIGHUP.
@@ -63,12 +66,18 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, table: SharedTable, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        path: PathBuf,
+        table: SharedTable,
+        metrics: Arc<Metrics>,
+        shadows: Arc<Shadows>,
+    ) -> Self {
         record_loaded(&metrics, &table.load());
         Reloader {
             path,
             table,
             metrics,
+            shadows,
             last_rejection: Mutex::new(None),
             listening: (Mutex::new(false), std::sync::Condvar::new()),
         }
@@ -175,6 +184,7 @@ impl Reloader {
                     .collect(),
             };
         }
+        self.shadows.arm(&new);
         self.table.store(Arc::new(new));
         Outcome::Applied { version }
     }

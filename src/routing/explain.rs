@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use super::split::{in_sample, sticky_hash};
 use super::{Decision, LazyVersion, Miss, RequestHead, Route, RouteTable, Target};
+use crate::shadow::sample::Sampling;
 use crate::webhook::StatusClass;
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,28 +174,16 @@ impl RouteTable {
 
     fn explain_shadow(&self, route: &Route, req: &RequestHead) -> Option<ExplainedShadow> {
         let spec = route.action.shadow.as_ref()?;
-        let (mirrored, reason) = if !spec.methods.contains(req.method) {
-            ("no", format!("method {} is not mirrored", req.method))
-        } else if spec.percent <= 0.0 {
-            ("no", "percent is 0".to_string())
-        } else if spec.percent >= 100.0 {
-            ("yes", "every request is mirrored".to_string())
-        } else {
-            match spec
-                .sticky
-                .as_ref()
-                .and_then(|k| sticky_hash(k, req.headers, req.client_ip))
-            {
-                Some(h) if in_sample(h, spec.percent) => {
-                    ("yes", "the sticky key is in the sample".to_string())
-                }
-                Some(_) => ("no", "the sticky key is outside the sample".to_string()),
-                None => (
-                    "sampled",
-                    format!("mirrored with probability {}%", spec.percent),
-                ),
-            }
-        };
+        // The proxy's own decision; an explained request is taken as HTTP/1.1.
+        let sampling = Sampling::of(
+            spec,
+            &route.name,
+            req.method,
+            http::Version::HTTP_11,
+            req.headers,
+            req.client_ip,
+        );
+        let (mirrored, reason) = sampling.explain(spec, req.method);
         Some(ExplainedShadow {
             upstream: self.upstream_name(spec.upstream).to_string(),
             percent: spec.percent,

@@ -99,7 +99,18 @@ fn scale(hash: u64, total: u64) -> u64 {
 
 /// The stable hash of the request's sticky key, `None` when the request does not carry it.
 pub fn sticky_hash(key: &StickyKey, headers: &HeaderMap, client_ip: Option<IpAddr>) -> Option<u64> {
-    let hash = |bytes: &[u8]| xxhash_rust::xxh3::xxh3_64_with_seed(bytes, SEED);
+    salted_sticky_hash(key, headers, client_ip, SEED)
+}
+
+/// [`sticky_hash`] with another seed: a shadow sample's, salted with its route's name, so that
+/// a 10% sample is not the same users as a 10% side of a split.
+pub fn salted_sticky_hash(
+    key: &StickyKey,
+    headers: &HeaderMap,
+    client_ip: Option<IpAddr>,
+    seed: u64,
+) -> Option<u64> {
+    let hash = |bytes: &[u8]| xxhash_rust::xxh3::xxh3_64_with_seed(bytes, seed);
     match key {
         StickyKey::Header(name) => headers.get(name).map(|v| hash(v.as_bytes())),
         StickyKey::Cookie(name) => cookie_value(headers, name).map(|v| hash(v.as_bytes())),

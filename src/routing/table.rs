@@ -87,6 +87,17 @@ pub enum Target {
     Split(Split),
 }
 
+impl Target {
+    /// Every upstream a request of the route may be sent to first.
+    pub fn upstream_ids(&self) -> impl Iterator<Item = UpstreamId> + '_ {
+        let (one, sides) = match self {
+            Target::Upstream(id) => (Some(*id), &[][..]),
+            Target::Split(split) => (None, &split.sides[..]),
+        };
+        one.into_iter().chain(sides.iter().map(|(id, _)| *id))
+    }
+}
+
 /// Where a sticky split (or shadow sample) reads the key that keeps one user on one side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StickyKey {

@@ -25,6 +25,7 @@ use crate::proxy::{Ficus, SharedTable};
 use crate::reload::{ReloadService, Reloader};
 use crate::routing::RouteTable;
 use crate::settings::Engine;
+use crate::shadow::Shadows;
 use crate::upstream::upkeep::Upkeep;
 
 mod spawn;
@@ -124,14 +125,17 @@ pub fn build(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
+    let metrics = Metrics::new();
+    let shadows = Shadows::new(metrics.clone());
+    shadows.arm(&table);
     let shared: SharedTable = Arc::new(ArcSwap::from_pointee(table));
     let lifecycle = Arc::new(Lifecycle::default());
-    let metrics = Metrics::new();
     let reloader = config_path.map(|p| {
         Arc::new(Reloader::new(
             p.to_path_buf(),
             shared.clone(),
             metrics.clone(),
+            shadows.clone(),
         ))
     });
 
@@ -161,6 +165,7 @@ pub fn build(
             reloader.clone(),
             lifecycle.clone(),
             metrics.clone(),
+            shadows.clone(),
             token,
         );
         let mut service = Service::new("admin".to_string(), admin);

@@ -5,6 +5,15 @@
 //! comparison build on the route's filter chain ([`crate::filters`]).
 
 pub mod compare;
+mod job;
+pub mod mirror;
+pub mod report;
+pub mod runtime;
+pub mod sample;
+
+pub use job::X_FICUS_SHADOW;
+pub use mirror::{Mirror, Setup};
+pub use runtime::Shadows;
 
 use std::time::Duration;
 

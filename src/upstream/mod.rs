@@ -8,6 +8,7 @@
 //! upstream that outlives a table ([`crate::state`]): the balancer with its health, passive
 //! ejection after consecutive connect failures, and the cap on requests in flight.
 
+pub mod call;
 pub mod discovery;
 pub mod idle;
 pub mod pool;

@@ -72,12 +72,53 @@ pub enum Behavior {
     Trailers,
     /// A websocket server that sends every text or binary message back.
     WebSocket,
+    /// Whatever the function answers to the request it got.
+    App(App),
+}
+
+/// A fake application: the answer to one request.
+pub type App = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
+
+/// A request as a fake upstream received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: http::Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What an [`Behavior::App`] answers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// 200 with this JSON text as its body.
+    pub fn json(body: impl Into<String>) -> Answer {
+        Answer {
+            status: 200,
+            headers: vec![("content-type", "application/json".to_string())],
+            body: Bytes::from(body.into()),
+        }
+    }
 }
 
 /// Builds a fake upstream: `Upstream::builder("legacy").echo().start().await`.
 pub struct UpstreamBuilder {
     name: String,
     behavior: Behavior,
+    delay: Option<Duration>,
 }
 
 impl UpstreamBuilder {
@@ -120,6 +161,18 @@ impl UpstreamBuilder {
         self
     }
 
+    /// Answers each request with what `app` says.
+    pub fn app(mut self, app: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
+        self.behavior = Behavior::App(Arc::new(app));
+        self
+    }
+
+    /// Waits this long before answering (a slow upstream); an app's request is recorded first.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
     /// Binds 127.0.0.1:0 and serves on the current tokio runtime until the upstream is dropped.
     pub async fn start(self) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -127,16 +180,20 @@ impl UpstreamBuilder {
             .expect("bind a fake upstream");
         let addr = listener.local_addr().expect("fake upstream address");
         let hits = Arc::new(AtomicUsize::new(0));
+        let (seen_tx, seen_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             name: self.name.clone(),
             behavior: self.behavior,
+            delay: self.delay,
             hits: hits.clone(),
+            seen: seen_tx,
         });
         let task = tokio::spawn(accept_loop(listener, shared));
         Upstream {
             name: self.name,
             addr,
             hits,
+            seen: tokio::sync::Mutex::new(seen_rx),
             task,
         }
     }
@@ -147,6 +204,8 @@ pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    /// The requests an [`Behavior::App`] upstream received, in order.
+    seen: tokio::sync::Mutex<mpsc::UnboundedReceiver<Seen>>,
     task: JoinHandle<()>,
 }
 
@@ -155,7 +214,17 @@ impl Upstream {
         UpstreamBuilder {
             name: name.to_string(),
             behavior: Behavior::Echo,
+            delay: None,
         }
+    }
+
+    /// The next request an [`Behavior::App`] upstream receives (waiting for it to arrive).
+    pub async fn next_request(&self) -> Seen {
+        let mut seen = self.seen.lock().await;
+        tokio::time::timeout(CLIENT_LIMIT, seen.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{} received no request", self.name))
+            .expect("the upstream is running")
     }
 
     /// `http://127.0.0.1:PORT`, as a route table's `url`.
@@ -189,7 +258,9 @@ impl Drop for Upstream {
 struct Shared {
     name: String,
     behavior: Behavior,
+    delay: Option<Duration>,
     hits: Arc<AtomicUsize>,
+    seen: mpsc::UnboundedSender<Seen>,
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -254,7 +325,36 @@ fn channel_body() -> (mpsc::Sender<Frame<Bytes>>, Body) {
 async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     shared.hits.fetch_add(1, Ordering::SeqCst);
     let builder = Response::builder().header(SERVED_BY, shared.name.as_str());
+    if let (Some(delay), false) = (shared.delay, matches!(shared.behavior, Behavior::App(_))) {
+        tokio::time::sleep(delay).await;
+    }
     match &shared.behavior {
+        Behavior::App(app) => {
+            let (parts, body) = req.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let seen = Seen {
+                method: parts.method,
+                path: parts.uri.path().to_string(),
+                query: parts.uri.query().map(str::to_string),
+                headers: parts.headers,
+                body,
+            };
+            // Recorded on arrival, so a test can wait for a request a slow app holds.
+            let _ = shared.seen.send(seen.clone());
+            if let Some(delay) = shared.delay {
+                tokio::time::sleep(delay).await;
+            }
+            let answer = app(&seen);
+            let mut builder = builder.status(answer.status);
+            for (name, value) in answer.headers {
+                builder = builder.header(name, value);
+            }
+            builder.body(full(answer.body)).expect("app response")
+        }
         Behavior::Echo => {
             let (parts, body) = req.into_parts();
             let body = body
