@@ -41,6 +41,7 @@ pub mod settings;
 /// State that outlives a route table (kept in the plugin interface crate, for plugins too).
 pub use ficus_plugin::state;
 pub mod shadow;
+pub mod store;
 pub mod upstream;
 pub mod webhook;
 
