@@ -311,3 +311,82 @@ async fn bodies_past_max_body_and_the_shadow_as_primary_are_skipped() {
     assert_eq!(r["skipped"].as_u64(), Some(1), "{r}");
     assert_eq!(shadow.hits(), 1, "only the client's request reached it");
 }
+
+#[tokio::test]
+async fn mismatches_are_kept_as_redacted_samples_and_samples_and_noise_survive_a_restart() {
+    let n = Arc::new(AtomicU64::new(0));
+    let a = n.clone();
+    let legacy = Upstream::builder("legacy")
+        .app(move |_| {
+            let i = a.fetch_add(1, Ordering::SeqCst);
+            let mut answer = Answer::json(format!(r#"{{"nonce": {i}, "price": 12}}"#));
+            answer
+                .headers
+                .push(("set-cookie", "session=s3cr3t".to_string()));
+            answer
+        })
+        .start()
+        .await;
+    let shadow = Upstream::builder("shadow")
+        .app(|_| Answer::json(r#"{"nonce": 0, "price": 13}"#))
+        .start()
+        .await;
+    let table = TABLE.replace(
+        "ignore_headers = [\"x-served-by\"]",
+        "ignore_headers = [\"x-served-by\", \"set-cookie\"]\n  learn_noise = 100",
+    );
+    let mut ficus = start(&table, &[&legacy, &shadow]).await;
+    let resp = ficus
+        .http
+        .get(ficus.url("/items/9?q=1"))
+        .header("authorization", "Bearer top-secret")
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    report_after(&ficus, 1).await;
+    let samples = eventually("the stored sample", || async {
+        let v = ficus.admin_json("/api/shadow/samples?route=items").await;
+        match v["samples"].as_array() {
+            Some(list) if !list.is_empty() => Ok(v["samples"].clone()),
+            _ => Err(v.to_string()),
+        }
+    })
+    .await;
+    let sample = &samples[0];
+    assert_eq!(sample["request_id"], id.as_str());
+    assert_eq!(sample["request"]["path"], "/items/9");
+    assert_eq!(sample["request"]["query"], "q=1");
+    assert_eq!(
+        sample["request"]["headers"]["authorization"],
+        serde_json::json!(["[redacted]"])
+    );
+    assert_eq!(
+        sample["primary"]["headers"]["set-cookie"],
+        serde_json::json!(["[redacted]"])
+    );
+    assert_eq!(sample["differences"][0]["path"], "/price");
+    assert_eq!(
+        sample["shadow"]["body"]["text"],
+        r#"{"nonce": 0, "price": 13}"#
+    );
+    assert!(!sample.to_string().contains("top-secret"));
+    assert!(!sample.to_string().contains("s3cr3t"));
+
+    // Unknown or missing routes are clear errors.
+    assert_eq!(
+        ficus.admin_get("/api/shadow/samples?route=nope").await.0,
+        404
+    );
+    assert_eq!(ficus.admin_get("/api/shadow/samples").await.0, 400);
+
+    let noise = ficus.admin_json("/api/shadow").await["routes"]["items"]["noise"].clone();
+    assert_eq!(noise, serde_json::json!(["/nonce"]));
+    ficus.restart().await;
+    // Counts restart at 0; samples and learned noise were kept in data_dir.
+    let r = ficus.admin_json("/api/shadow").await["routes"]["items"].clone();
+    assert_eq!(r["compared"].as_u64(), Some(0), "{r}");
+    assert_eq!(r["noise"], noise, "{r}");
+    let after = ficus.admin_json("/api/shadow/samples?route=items").await;
+    assert_eq!(after["samples"][0]["request_id"], id.as_str());
+}

@@ -110,8 +110,9 @@ impl Admin {
                 200,
                 json!({ "routes": self.shadows.report(&self.table.load()) }),
             ),
+            "/api/shadow/samples" if get => self.shadow_samples(uri.query().unwrap_or("")).await,
             "/" | "/healthz" | "/readyz" | "/metrics" | "/api/routes" | "/api/reload" | "/api/explain"
-            | "/api/shadow" => {
+            | "/api/shadow" | "/api/shadow/samples" => {
                 Reply::error(405, "method not allowed")
             }
             _ => Reply::error(404, "no such endpoint; see /api/routes, /api/reload, /api/explain, /api/shadow, /metrics, /healthz, /readyz"),
@@ -169,6 +170,41 @@ impl Admin {
     }
 
     /// `GET /api/explain?method=GET&url=/p&header=Name:value[&client_ip=IP]`
+    /// `GET /api/shadow/samples?route=NAME`: the route's recent mismatches, newest first.
+    async fn shadow_samples(&self, query: &str) -> Reply {
+        let mut route = None;
+        for (k, v) in api::query_pairs(query) {
+            match k.as_str() {
+                "route" => route = Some(v),
+                other => {
+                    return Reply::error(400, &format!("unknown parameter {other:?}; use route"))
+                }
+            }
+        }
+        let Some(route) = route else {
+            return Reply::error(
+                400,
+                "missing route, e.g. /api/shadow/samples?route=orders-read",
+            );
+        };
+        let shadowed = self
+            .table
+            .load()
+            .routes
+            .iter()
+            .any(|r| *r.name == *route && r.action.mirror.is_some());
+        if !shadowed {
+            return Reply::error(404, &format!("no route {route:?} with a [routes.shadow]"));
+        }
+        let shadows = self.shadows.clone();
+        let name = route.clone();
+        match tokio::task::spawn_blocking(move || shadows.samples(&name)).await {
+            Ok(Ok(samples)) => Reply::json(200, json!({ "route": route, "samples": samples })),
+            Ok(Err(e)) => Reply::error(503, &e),
+            Err(e) => Reply::error(500, &format!("reading samples failed: {e}")),
+        }
+    }
+
     fn explain(&self, query: &str) -> Reply {
         let (mut method, mut url, mut headers, mut client_ip) =
             ("GET".to_string(), None, Vec::new(), None);

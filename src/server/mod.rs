@@ -126,7 +126,7 @@ pub fn build(
     server.bootstrap();
 
     let metrics = Metrics::new();
-    let shadows = Shadows::new(metrics.clone());
+    let shadows = Shadows::new(metrics.clone(), settings.data_dir.clone());
     shadows.arm(&table);
     let shared: SharedTable = Arc::new(ArcSwap::from_pointee(table));
     let lifecycle = Arc::new(Lifecycle::default());

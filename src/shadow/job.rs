@@ -15,6 +15,7 @@ use super::compare::{compare, Answer as Side, Comparison, Location};
 use super::mirror::{Armed, Setup};
 use super::report::Outcome;
 use super::runtime::Slot;
+use super::samples::{self, SampledAnswer, SampledRequest};
 use crate::upstream::call::{self, CallError, Reply};
 use crate::upstream::Upstream;
 
@@ -29,6 +30,14 @@ pub(super) struct Answer {
 }
 
 impl Answer {
+    fn sampled(&self) -> SampledAnswer<'_> {
+        SampledAnswer {
+            status: self.status,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+
     fn side(&self) -> Side<'_> {
         Side {
             status: self.status,
@@ -79,9 +88,11 @@ impl Job {
             }
         };
         let (shadow, probe) = tokio::join!(shadow, probe);
-        if let Some(Ok(second)) = probe {
-            self.learn_noise(&second);
-        }
+        let learned = match probe {
+            Some(Ok(second)) => self.learn_noise(&second),
+            _ => Vec::new(),
+        };
+        let mut sample = None;
         let request_id = self
             .origin
             .request_id
@@ -103,9 +114,11 @@ impl Job {
                 } else {
                     armed.stats.mismatch(&real, request_id);
                     armed.shadows.record(route, &armed.stats, Outcome::Mismatch);
+                    sample = self.sample(request_id, &answer, &comparison);
                 }
             }
         }
+        self.keep(learned, sample);
         drop(self.slot);
     }
 
@@ -135,8 +148,8 @@ impl Job {
     }
 
     /// What differs between two answers of the primary to the same request is noise; never a
-    /// status or a whole body.
-    fn learn_noise(&self, second: &Answer) {
+    /// status or a whole body. Returns the paths new to the route.
+    fn learn_noise(&self, second: &Answer) -> Vec<String> {
         let comparison = compare(&self.primary.side(), &second.side(), &self.setup.rules);
         let learned = comparison
             .differences
@@ -147,6 +160,65 @@ impl Job {
         if !new.is_empty() {
             tracing::info!(route = %self.setup.route, "shadow noise learned: {}", new.join(", "));
         }
+        new
+    }
+
+    /// The mismatch as a sample (redacted) with its time, unless the route kept one a moment ago.
+    fn sample(
+        &self,
+        request_id: &str,
+        shadow: &Answer,
+        comparison: &Comparison,
+    ) -> Option<(i64, String, String)> {
+        let now = std::time::SystemTime::now();
+        let now_ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if !self.armed.stats.sample_due(now_ms) {
+            return None;
+        }
+        let doc = samples::sample(
+            &self.setup.route,
+            request_id,
+            now,
+            &SampledRequest {
+                method: self.head.method.as_str(),
+                path: self.head.uri.path(),
+                query: self.head.uri.query(),
+                headers: &self.head.headers,
+                body: &self.body,
+            },
+            &self.primary.sampled(),
+            &shadow.sampled(),
+            comparison,
+        );
+        let at = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        Some((at, request_id.to_string(), doc.to_string()))
+    }
+
+    /// Writes what this request taught (new noise first, then its sample) to the store, off the
+    /// async runtime.
+    fn keep(&self, noise: Vec<String>, sample: Option<(i64, String, String)>) {
+        if noise.is_empty() && sample.is_none() {
+            return;
+        }
+        let route = Arc::clone(&self.setup.route);
+        let (shadows, fingerprint) = (Arc::clone(&self.armed.shadows), self.armed.fingerprint);
+        tokio::task::spawn_blocking(move || {
+            let Some(store) = shadows.store() else {
+                return;
+            };
+            if !noise.is_empty() {
+                if let Err(e) = store.add_noise(&route, fingerprint, &noise) {
+                    tracing::warn!(%route, "learned noise not stored: {e}");
+                }
+            }
+            if let Some((at, id, json)) = sample {
+                if let Err(e) = store.put_sample(&route, &id, at, &json) {
+                    tracing::warn!(%route, "shadow sample not stored: {e}");
+                }
+            }
+        });
     }
 
     /// Sends the copy to `upstream` through the route's per-attempt phase (marked as a shadow

@@ -48,6 +48,8 @@ pub(super) struct Armed {
     pub shadows: Arc<Shadows>,
     pub stats: Arc<RouteStats>,
     pub noise: Arc<Noise>,
+    /// Of the `[routes.shadow]` the noise is learned under.
+    pub fingerprint: u64,
     pub slots: Arc<Slots>,
 }
 

@@ -10,6 +10,7 @@ pub mod mirror;
 pub mod report;
 pub mod runtime;
 pub mod sample;
+pub mod samples;
 
 pub use job::X_FICUS_SHADOW;
 pub use mirror::{Mirror, Setup};

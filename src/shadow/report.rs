@@ -50,7 +50,13 @@ pub struct RouteStats {
     skipped: AtomicU64,
     dropped: AtomicU64,
     differences: Mutex<Differences>,
+    /// When the last sample was kept (Unix ms).
+    last_sample_ms: AtomicU64,
 }
+
+/// At most one mismatch per route is kept as a sample in this long, so a route that mismatches
+/// on every request writes to disk ten times a second, not once per request.
+pub const SAMPLE_EVERY_MS: u64 = 100;
 
 #[derive(Debug, Default)]
 struct Differences {
@@ -112,6 +118,16 @@ impl RouteStats {
                     .get_or_insert_with(|| request_id.to_string());
             }
         }
+    }
+
+    /// Whether a mismatch seen at `now_ms` is kept as a sample; claims the turn if so.
+    pub fn sample_due(&self, now_ms: u64) -> bool {
+        let last = self.last_sample_ms.load(Ordering::Relaxed);
+        now_ms.saturating_sub(last) >= SAMPLE_EVERY_MS
+            && self
+                .last_sample_ms
+                .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
     }
 
     pub fn report(&self, noise: Vec<String>) -> RouteReport {
@@ -214,6 +230,14 @@ mod tests {
         );
         assert_eq!(r.differences[1].path, "status");
         assert_eq!(r.noise, ["/request_id"]);
+    }
+
+    #[test]
+    fn samples_are_kept_at_most_once_per_interval() {
+        let stats = RouteStats::default();
+        assert!(stats.sample_due(1_000_000));
+        assert!(!stats.sample_due(1_000_000 + SAMPLE_EVERY_MS - 1));
+        assert!(stats.sample_due(1_000_000 + SAMPLE_EVERY_MS));
     }
 
     #[test]

@@ -4,15 +4,21 @@
 //! ([`Shadows::arm`]), so state follows the route's name across reloads.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pingora::connectors::TransportConnector;
+use serde_json::Value;
 
 use super::mirror::Armed;
 use super::report::{Noise, Outcome, RouteReport, RouteStats};
 use crate::metrics::Metrics;
 use crate::routing::RouteTable;
+use crate::store::Store;
+
+/// Samples `GET /api/shadow/samples` lists per route, newest first.
+pub const SAMPLES_LISTED: usize = 20;
 
 /// A route's learned noise, with the fingerprint of the `[routes.shadow]` it was learned under.
 type Learned = (u64, Arc<Noise>);
@@ -25,17 +31,53 @@ pub struct Shadows {
     noise: Mutex<HashMap<Arc<str>, Learned>>,
     /// By shadow upstream name.
     slots: Mutex<HashMap<String, Arc<Slots>>>,
+    /// Where samples and learned noise are kept: opened when a table with a shadow is first
+    /// armed; `None` when it cannot be (then nothing is kept, and comparing goes on).
+    store: OnceLock<Option<Store>>,
+    data_dir: PathBuf,
 }
 
 impl Shadows {
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Shadows> {
+    pub fn new(metrics: Arc<Metrics>, data_dir: PathBuf) -> Arc<Shadows> {
         Arc::new(Shadows {
             metrics,
             connector: TransportConnector::new(None),
             stats: Mutex::default(),
             noise: Mutex::default(),
             slots: Mutex::default(),
+            store: OnceLock::new(),
+            data_dir,
         })
+    }
+
+    /// The store in `data_dir`, opened on first use (blocking).
+    pub(super) fn store(&self) -> Option<&Store> {
+        self.store
+            .get_or_init(|| match Store::open(&self.data_dir) {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    tracing::error!("shadow samples and learned noise will not be kept: {e}");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// A route's recent mismatches, newest first (blocking: run it off the async runtime).
+    pub fn samples(&self, route: &str) -> Result<Vec<Value>, String> {
+        let Some(store) = self.store() else {
+            return Err(format!(
+                "the store in {} could not be opened; see the log",
+                self.data_dir.display()
+            ));
+        };
+        let stored = store
+            .samples(route, SAMPLES_LISTED)
+            .map_err(|e| e.to_string())?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|s| serde_json::from_str(&s.json).ok())
+            .collect())
     }
 
     /// Gives every mirror of `table` this server's state; call before the table serves.
@@ -51,17 +93,24 @@ impl Shadows {
                     .or_default(),
             );
             let fingerprint = fingerprint(&setup.spec);
-            let noise = {
-                let mut all = lock(&self.noise);
-                let entry = all
-                    .entry(Arc::clone(&route.name))
-                    .or_insert_with(|| (fingerprint, Arc::default()));
-                if entry.0 != fingerprint {
-                    // The route's shadow changed: what was learned under the old one is forgotten.
-                    *entry = (fingerprint, Arc::default());
-                }
-                Arc::clone(&entry.1)
-            };
+            let known = lock(&self.noise)
+                .get(&route.name)
+                .filter(|(f, _)| *f == fingerprint)
+                .map(|(_, n)| Arc::clone(n));
+            let noise = known.unwrap_or_else(|| {
+                // New to this server, or its shadow changed: what the store kept under this
+                // fingerprint (the store forgets what was learned under another).
+                let kept = self.store().map_or_else(Vec::new, |store| {
+                    store.noise(&route.name, fingerprint).unwrap_or_else(|e| {
+                        tracing::error!(route = %route.name, "learned noise not read: {e}");
+                        Vec::new()
+                    })
+                });
+                let noise = Arc::new(Noise::new(kept));
+                lock(&self.noise)
+                    .insert(Arc::clone(&route.name), (fingerprint, Arc::clone(&noise)));
+                noise
+            });
             let slots = Arc::clone(
                 lock(&self.slots)
                     .entry(setup.shadow.name.clone())
@@ -71,6 +120,7 @@ impl Shadows {
                 shadows: Arc::clone(self),
                 stats,
                 noise,
+                fingerprint,
                 slots,
             });
         }

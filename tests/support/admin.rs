@@ -331,6 +331,22 @@ impl Served {
     }
 }
 
+impl Served {
+    /// Stops this ficus and starts a new process-like instance from the same file, ports and
+    /// `data_dir`: what survives a restart is what the data dir kept.
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            crate::support::stop(running);
+        }
+        let path = self.path.clone();
+        let running = tokio::task::spawn_blocking(move || ficus::server::spawn_file(&path))
+            .await
+            .expect("the ficus launcher panicked")
+            .unwrap_or_else(|e| panic!("ficus did not start again: {e:#}"));
+        self.running = Some(running);
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
