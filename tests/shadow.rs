@@ -78,6 +78,8 @@ async fn a_mirrored_request_carries_the_marker_and_the_request_id_and_equal_answ
     // The request as the primary got it: the normalised path, the query.
     assert_eq!(got.path, "/items/7");
     assert_eq!(got.query.as_deref(), Some("full=1"));
+    // The per-attempt phase ran again for the shadow upstream.
+    assert_eq!(got.header("x-forwarded-for"), Some("127.0.0.1"));
     assert!(legacy
         .next_request()
         .await
@@ -389,4 +391,64 @@ async fn mismatches_are_kept_as_redacted_samples_and_samples_and_noise_survive_a
     assert_eq!(r["noise"], noise, "{r}");
     let after = ficus.admin_json("/api/shadow/samples?route=items").await;
     assert_eq!(after["samples"][0]["request_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_counts_and_forgets_noise_only_when_the_shadow_changed() {
+    let n = Arc::new(AtomicU64::new(0));
+    let a = n.clone();
+    let legacy = Upstream::builder("legacy")
+        .app(move |_| {
+            Answer::json(format!(
+                r#"{{"nonce": {}}}"#,
+                a.fetch_add(1, Ordering::SeqCst)
+            ))
+        })
+        .start()
+        .await;
+    let shadow = Upstream::builder("shadow")
+        .app(|_| Answer::json(r#"{"nonce": 0}"#))
+        .start()
+        .await;
+    let table = TABLE.replace(
+        "ignore_headers = [\"x-served-by\"]",
+        "ignore_headers = [\"x-served-by\"]\n  learn_noise = 100",
+    );
+    let ficus = start(&table, &[&legacy, &shadow]).await;
+    assert_eq!(ficus.get("/items/1").await.status(), 200);
+    let r = report_after(&ficus, 1).await;
+    assert_eq!(r["noise"], serde_json::json!(["/nonce"]));
+
+    // The same shadow (another route added): counts and noise stay.
+    let more = format!(
+        "{table}\n[[routes]]\nname = \"other\"\npath = \"/other\"\nupstream = \"legacy\"\n"
+    );
+    std::fs::write(
+        &ficus.path,
+        ficus.render(&with_urls(&more, &[&legacy, &shadow])),
+    )
+    .unwrap();
+    assert_eq!(ficus.reload().await.0, 200);
+    let r = ficus.admin_json("/api/shadow").await["routes"]["items"].clone();
+    assert_eq!(
+        (r["compared"].as_u64(), r["noise"].clone()),
+        (Some(1), serde_json::json!(["/nonce"]))
+    );
+
+    // A changed shadow: what was learned under the old one is forgotten; the counts stay.
+    let changed = more.replace(
+        "learn_noise = 100",
+        "learn_noise = 100\n  tolerance = { \"/total\" = 1 }",
+    );
+    std::fs::write(
+        &ficus.path,
+        ficus.render(&with_urls(&changed, &[&legacy, &shadow])),
+    )
+    .unwrap();
+    assert_eq!(ficus.reload().await.0, 200);
+    let r = ficus.admin_json("/api/shadow").await["routes"]["items"].clone();
+    assert_eq!(
+        (r["compared"].as_u64(), r["noise"].clone()),
+        (Some(1), serde_json::json!([]))
+    );
 }
