@@ -212,8 +212,15 @@ fn contract_example_table_compiles_with_every_value_as_written() {
     assert_eq!(webhook.event, "order.created");
     assert_eq!(webhook.on_status, StatusClass::Class(2));
     assert_eq!(webhook.secret_env, "FICUS_ORDERS_SECRET");
-    assert_eq!(webhook.key.as_deref(), Some("/id"));
+    assert_eq!(
+        webhook.key,
+        Some(ficus::webhook::EventKey::Response("/id".into()))
+    );
     assert_eq!(webhook.retries.len(), 7);
+    assert_eq!(webhook.from, None);
+    assert_eq!(webhook.max_in_flight, 4);
+    assert_eq!(webhook.rate, None);
+    assert_eq!(webhook.max_body, 1 << 20);
     assert_eq!(webhook.timeout, Duration::from_secs(30));
 }
 
@@ -539,6 +546,33 @@ fn shadow_settings_are_checked_at_their_values() {
     assert_eq!(shadow.learn_noise, 10.0);
     assert_eq!(shadow.timeout, Duration::from_secs(2));
     assert_eq!(shadow.max_in_flight, 8);
+}
+
+#[test]
+fn webhook_delivery_settings_are_read_and_checked_at_their_values() {
+    let hook = "name = \"r\"\npath = \"/r\"\nupstream = \"orders\"\n[routes.webhook]\nurl = \"http://127.0.0.1:8001/sync\"\nevent = \"e\"\nsecret_env = \"S\"";
+    let t = ok(&with_route(&format!(
+        "{hook}\nfrom = [\"orders\"]\nmax_in_flight = 16\nrate = \"600/m\"\nmax_body = \"64KiB\"\nkey = \"request:/order/id\""
+    )));
+    let w = t.routes[0].action.webhook.as_ref().unwrap();
+    assert_eq!(
+        w.from.as_ref().map(|f| t.upstream_name(f[0])),
+        Some("orders")
+    );
+    assert_eq!(
+        (w.max_in_flight, w.rate, w.max_body),
+        (16, Some(10.0), 64 << 10)
+    );
+    assert_eq!(
+        w.key,
+        Some(ficus::webhook::EventKey::Request("/order/id".into()))
+    );
+    let d = one_error(&with_route(&format!("{hook}\nrate = \"fast\"")));
+    assert_eq!((d.line, d.column), (18, 8), "{d}");
+    let d = one_error(&with_route(&format!("{hook}\nfrom = [\"ordrs\"]")));
+    assert_eq!((d.line, d.column), (18, 9), "{d}");
+    let d = one_error(&with_route(&format!("{hook}\nkey = \"request:id\"")));
+    assert!(d.message.contains("invalid JSON Pointer \"id\""), "{d}");
 }
 
 #[test]

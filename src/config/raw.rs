@@ -160,6 +160,10 @@ pub(crate) struct RawWebhook {
     pub key: Option<Spanned<String>>,
     pub retries: Option<Vec<Spanned<String>>>,
     pub timeout: Option<Spanned<String>>,
+    pub from: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_in_flight: Option<Spanned<Scalar>>,
+    pub rate: Option<Spanned<String>>,
+    pub max_body: Option<Spanned<Scalar>>,
 }
 
 /// `"a"` or `["a", "b"]` (`listen`). A single string takes the span of the whole value.

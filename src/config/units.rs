@@ -108,3 +108,37 @@ mod tests {
         }
     }
 }
+
+/// A pace like `"20/s"`, `"600/m"` or `"1000/h"`: how many per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let bad = || {
+        format!("invalid rate {text:?}; write a count per second, minute or hour, like \"20/s\" or \"600/m\"")
+    };
+    let (count, per) = text.trim().split_once('/').ok_or_else(bad)?;
+    let count: u64 = count.trim().parse().map_err(|_| bad())?;
+    let seconds = match per.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    if count == 0 {
+        return Err(format!("a rate of 0 never lets anything through: {text:?}"));
+    }
+    Ok(count as f64 / seconds)
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_are_counts_per_second_minute_or_hour() {
+        assert_eq!(parse_rate("20/s"), Ok(20.0));
+        assert_eq!(parse_rate("600/m"), Ok(10.0));
+        assert_eq!(parse_rate(" 7200 / h "), Ok(2.0));
+        for bad in ["", "20", "20/d", "x/s", "-1/s", "0/s", "1.5/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -8,10 +8,12 @@ use super::checks;
 use super::compile::Ctx;
 use super::raw::{RawWebhook, Scalar};
 use super::units;
-use crate::webhook::{StatusClass, WebhookSpec};
+use crate::webhook::{EventKey, StatusClass, WebhookSpec};
 
 pub(crate) const DEFAULT_ON_STATUS: StatusClass = StatusClass::Class(2);
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: u64 = 4;
+pub(crate) const DEFAULT_MAX_BODY: u64 = 1 << 20;
 /// Delays before each retry; after the last, the event is dead.
 pub(crate) const DEFAULT_RETRIES: &[&str] = &["5s", "5m", "30m", "2h", "5h", "10h", "10h"];
 
@@ -31,6 +33,10 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawWebhook>) -> Option<Webhoo
         key,
         retries,
         timeout,
+        from,
+        max_in_flight,
+        rate,
+        max_body,
     } = raw.get_ref();
 
     let url = ctx
@@ -77,7 +83,13 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawWebhook>) -> Option<Webhoo
         .and_then(|s| ctx.parse(s, checks::env_name));
     let key = match key {
         None => Some(None),
-        Some(pointer) => ctx.parse(pointer, checks::json_pointer).map(Some),
+        Some(pointer) => ctx
+            .parse(pointer, |text| {
+                let key = EventKey::parse(text)?;
+                checks::json_pointer(key.pointer())?;
+                Ok(key)
+            })
+            .map(Some),
     };
     let retries = match retries {
         None => Some(default_retries()),
@@ -90,6 +102,37 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawWebhook>) -> Option<Webhoo
         }
     };
     let timeout = ctx.timeout(timeout.as_ref(), DEFAULT_TIMEOUT);
+    let from = match from {
+        None => Some(None),
+        Some(list) if list.get_ref().is_empty() => {
+            ctx.problems.hinted(
+                list.span(),
+                "an empty `from` list emits nothing",
+                "list the upstreams whose answers emit events, or leave the key out (every upstream but proxy.default)",
+            );
+            None
+        }
+        Some(list) => {
+            let ids: Vec<Option<_>> = list.get_ref().iter().map(|n| ctx.upstream(n)).collect();
+            ids.into_iter().collect::<Option<Vec<_>>>().map(Some)
+        }
+    };
+    let max_in_flight = ctx
+        .count(
+            max_in_flight.as_ref(),
+            1..=10_000,
+            DEFAULT_MAX_IN_FLIGHT,
+            "max_in_flight",
+        )
+        .and_then(|n| usize::try_from(n).ok());
+    let rate = match rate {
+        None => Some(None),
+        Some(r) => ctx.parse(r, units::parse_rate).map(Some),
+    };
+    let max_body = match max_body {
+        None => Some(DEFAULT_MAX_BODY),
+        Some(size) => ctx.byte_size(size),
+    };
 
     Some(WebhookSpec {
         url: url?,
@@ -99,5 +142,9 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawWebhook>) -> Option<Webhoo
         key: key?,
         retries: retries?,
         timeout: timeout?,
+        from: from?,
+        max_in_flight: max_in_flight?,
+        rate: rate?,
+        max_body: max_body?,
     })
 }

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::routing::UpstreamId;
+
 /// `[routes.webhook]`, compiled.
 #[derive(Debug, Clone)]
 pub struct WebhookSpec {
@@ -12,9 +14,42 @@ pub struct WebhookSpec {
     pub event: String,
     pub on_status: StatusClass,
     pub secret_env: String,
-    pub key: Option<String>,
+    pub key: Option<EventKey>,
     pub retries: Vec<Duration>,
     pub timeout: Duration,
+    /// The upstreams whose answers emit; `None`: every upstream but the table's default (the
+    /// legacy app is never told about its own writes, and a fallback to it emits nothing).
+    pub from: Option<Vec<UpstreamId>>,
+    /// Deliveries of this route's events in flight at once.
+    pub max_in_flight: usize,
+    /// Deliveries per second at most; `None`: as fast as `max_in_flight` allows.
+    pub rate: Option<f64>,
+    /// Request and response bodies kept in an event; a larger one is `null`, marked truncated.
+    pub max_body: u64,
+}
+
+/// Where an event's ordering key is read: a JSON Pointer into the response body (`/id`) or,
+/// written `request:/pointer`, into the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKey {
+    Response(String),
+    Request(String),
+}
+
+impl EventKey {
+    pub fn parse(text: &str) -> Result<EventKey, String> {
+        match text.strip_prefix("request:") {
+            Some(pointer) => Ok(EventKey::Request(pointer.to_string())),
+            None => Ok(EventKey::Response(text.to_string())),
+        }
+    }
+
+    /// The JSON Pointer, whichever body it reads.
+    pub fn pointer(&self) -> &str {
+        match self {
+            EventKey::Response(p) | EventKey::Request(p) => p,
+        }
+    }
 }
 
 /// Which response statuses a webhook fires on: `2xx`, `4xx`, or one code like `201`.
