@@ -384,11 +384,35 @@ impl Filter for HoldEnd {
     fn hooks(&self) -> Hooks {
         Hooks::RESPONSE_END
     }
-    fn on_response_end<'a>(&'a self, _cx: &'a mut FilterCtx) -> BoxFuture<'a, ()> {
+    fn on_response_end<'a>(
+        &'a self,
+        _cx: &'a mut FilterCtx,
+    ) -> BoxFuture<'a, Result<(), FilterError>> {
         Box::pin(async move {
             let _ = self.holding.send(());
             self.release.notified().await;
+            Ok(())
         })
+    }
+}
+
+/// A response-end hook that fails, as a webhook filter whose outbox cannot be written does.
+struct FailEnd;
+
+impl Filter for FailEnd {
+    fn name(&self) -> &str {
+        "fail-end"
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::RESPONSE_END
+    }
+    fn on_response_end<'a>(
+        &'a self,
+        _cx: &'a mut FilterCtx,
+    ) -> BoxFuture<'a, Result<(), FilterError>> {
+        Box::pin(std::future::ready(Err(FilterError(
+            "the outbox is full".into(),
+        ))))
     }
 }
 
@@ -493,4 +517,52 @@ async fn the_response_end_hook_runs_before_the_client_has_the_whole_answer() {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).await.expect("the answer");
     assert_eq!(&head, b"HTTP/1.1 204");
+}
+
+#[tokio::test]
+async fn a_failed_response_end_never_tells_the_client_the_request_succeeded() {
+    if support::engine_is_pingora() {
+        return; // Pingora's body filters are synchronous: it has no such hook.
+    }
+    let (legacy, orders) = upstreams().await;
+    let created = Upstream::builder("created").status(204).start().await;
+    let table = TABLE.replace(
+        "[[routes]]",
+        "[upstreams.created]\nurl = \"${created}\"\n\n[[routes]]\nname = \"created\"\npath = \"/api/created\"\nupstream = \"created\"\n\n[[routes]]",
+    );
+    let fail: Arc<dyn Filter> = Arc::new(FailEnd);
+    let ficus = Ficus::start_edited(
+        &table,
+        &[
+            ("legacy", legacy.base()),
+            ("orders", orders.base()),
+            ("created", created.base()),
+        ],
+        move |t: &mut RouteTable| {
+            for route in &mut t.routes {
+                route.action.filters = FilterChain::with_plugins(vec![fail.clone()]);
+            }
+        },
+    )
+    .await;
+    // Without a body: nothing went out yet, so the client hears 503.
+    let resp = client()
+        .post(ficus.url("/api/created"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // With a body: the head is out, so the body is cut short and the connection closes.
+    let mut s = TcpStream::connect(ficus.addr).await.expect("connect");
+    s.write_all(b"GET /api/orders/1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("send");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.expect("read until the close");
+    let (length, received) = announced_and_received(&got).expect("a head with a length");
+    assert!(
+        received < length,
+        "the whole body arrived: {}",
+        String::from_utf8_lossy(&got)
+    );
 }

@@ -195,7 +195,10 @@ pub(super) async fn response(
             chain.on_response_body(None, true, cx);
         }
         if end_hook {
-            chain.on_response_end(cx).await;
+            chain
+                .on_response_end(cx)
+                .await
+                .or_else(|e| Error::e_explain(errors::END_FAILED, format!("filter: {e}")))?;
         }
     }
     if let Some(last) = held {

@@ -329,7 +329,6 @@ async fn respond(
     closing: bool,
 ) -> Result<()> {
     up.respect_keepalive();
-    ctx.response_started = true;
     if let Some((chain, cx)) = ctx.chain() {
         chain.on_response(&mut heads::Resp(&mut head), cx);
     }
@@ -354,10 +353,15 @@ async fn respond(
     if end_hook && bodiless(&head, &down.req_header().method) {
         // Nothing follows the head: the client has the whole answer once the head is out.
         if let Some((chain, cx)) = ctx.chain() {
-            chain.on_response_end(cx).await;
+            // Nothing has reached the client yet: a failure here is answered with a 503.
+            chain
+                .on_response_end(cx)
+                .await
+                .or_else(|e| Error::e_explain(errors::END_FAILED, format!("filter: {e}")))?;
         }
         end_hook = false;
     }
+    ctx.response_started = true;
     down.write_response_header(head)
         .await
         .map_err(|e| e.into_down())?;

@@ -170,10 +170,12 @@ impl FilterChain {
         }
     }
 
-    pub async fn on_response_end(&self, cx: &mut FilterCtx) {
+    /// The response-end phase; the first filter that fails ends it with its error.
+    pub async fn on_response_end(&self, cx: &mut FilterCtx) -> Result<(), FilterError> {
         for f in self.with(Hooks::RESPONSE_END) {
-            f.on_response_end(cx).await;
+            f.on_response_end(cx).await?;
         }
+        Ok(())
     }
 
     pub async fn on_request_end(&self, end: &RequestEnd, cx: &mut FilterCtx) {

@@ -11,6 +11,9 @@ pub const BROKEN_ANSWER: ErrorType = ErrorType::CustomCode("upstream sent an inv
 
 /// An upstream whose `max_connections` are all in use: 503, and the upstream is not tried.
 pub const AT_CAPACITY: ErrorType = ErrorType::CustomCode("upstream at capacity", 503);
+/// A filter could not finish what must happen before the client hears the answer (a webhook's
+/// event could not be stored): the client is not told the request succeeded.
+pub const END_FAILED: ErrorType = ErrorType::CustomCode("response end failed", 503);
 
 /// The status for `etype` from `source`; 0 means nothing can be sent (the client went away).
 pub fn status_for(etype: &ErrorType, source: &ErrorSource) -> u16 {

@@ -170,11 +170,16 @@ pub trait Filter: Send + Sync + 'static {
     /// An upstream's response has been read in full, and its end has not reached the client yet:
     /// the last body bytes (or, for a response without a body, its head) are held back until
     /// this returns. What must be durable before the client hears the answer (a webhook's event)
-    /// is done here. It does not run for a filter's own answer, after an error, or on an
-    /// upgraded connection. The h1 engine runs it; Pingora's engine cannot (its body filters are
+    /// is done here. An error means the client must not be told the request succeeded: a
+    /// bodiless answer becomes a 503, and a body is cut short (the connection closes before its
+    /// end). It does not run for a filter's own answer, after an error, or on an upgraded
+    /// connection. The h1 engine runs it; Pingora's engine cannot (its body filters are
     /// synchronous) and does not.
-    fn on_response_end<'a>(&'a self, _cx: &'a mut FilterCtx) -> BoxFuture<'a, ()> {
-        Box::pin(std::future::ready(()))
+    fn on_response_end<'a>(
+        &'a self,
+        _cx: &'a mut FilterCtx,
+    ) -> BoxFuture<'a, Result<(), FilterError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 
     /// The request is over; `end` says how it ended. Runs off the client's path: the response
