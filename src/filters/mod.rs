@@ -12,6 +12,7 @@
 
 pub mod builtin;
 pub mod headers;
+pub mod tee;
 
 use std::sync::{Arc, LazyLock};
 

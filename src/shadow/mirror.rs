@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ficus_plugin::{
     Attempt, Filter, FilterCtx, FilterError, Flow, Hooks, RequestEnd, RequestHead, ResponseHead,
 };
@@ -17,6 +17,7 @@ use super::report::{Noise, Outcome, RouteStats};
 use super::runtime::{Shadows, Slots};
 use super::sample::Sampling;
 use super::ShadowSpec;
+use crate::filters::tee::Tee;
 use crate::filters::FilterChain;
 use crate::upstream::Upstream;
 
@@ -69,11 +70,11 @@ struct Pending {
     uri: Uri,
     version: Version,
     headers: HeaderMap,
-    body: BytesMut,
+    body: Tee,
     attempts: u32,
     status: Option<u16>,
     response_headers: HeaderMap,
-    response_body: BytesMut,
+    response_body: Tee,
     /// Why the request will not be compared, once that is known.
     skip: Option<&'static str>,
 }
@@ -92,10 +93,6 @@ impl Mirror {
         if self.armed.set(armed).is_err() {
             tracing::debug!(route = %self.setup.route, "shadow already armed");
         }
-    }
-
-    fn max_body(&self) -> usize {
-        usize::try_from(self.setup.spec.max_body).unwrap_or(usize::MAX)
     }
 }
 
@@ -132,11 +129,11 @@ impl Filter for Mirror {
                 uri: req.uri().clone(),
                 version: req.version(),
                 headers: req.headers().clone(),
-                body: BytesMut::new(),
+                body: Tee::new(self.setup.spec.max_body),
                 attempts: 0,
                 status: None,
                 response_headers: HeaderMap::new(),
-                response_body: BytesMut::new(),
+                response_body: Tee::new(self.setup.spec.max_body),
                 skip: None,
             });
         }
@@ -160,15 +157,8 @@ impl Filter for Mirror {
     }
 
     fn on_request_body(&self, chunk: Option<&Bytes>, _end: bool, cx: &mut FilterCtx) {
-        let max = self.max_body();
         if let (Some(p), Some(chunk)) = (cx.extensions.get_mut::<Pending>(), chunk) {
-            tee(
-                &mut p.body,
-                chunk,
-                max,
-                &mut p.skip,
-                "the request body is past max_body",
-            );
+            p.body.push(chunk);
         }
     }
 
@@ -183,21 +173,14 @@ impl Filter for Mirror {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             if declared.is_some_and(|n| n > max) {
-                p.skip.get_or_insert("the response body is past max_body");
+                p.response_body.overflow();
             }
         }
     }
 
     fn on_response_body(&self, chunk: Option<&Bytes>, _end: bool, cx: &mut FilterCtx) {
-        let max = self.max_body();
         if let (Some(p), Some(chunk)) = (cx.extensions.get_mut::<Pending>(), chunk) {
-            tee(
-                &mut p.response_body,
-                chunk,
-                max,
-                &mut p.skip,
-                "the response body is past max_body",
-            );
+            p.response_body.push(chunk);
         }
     }
 
@@ -218,6 +201,8 @@ impl Mirror {
     fn hand_off(&self, p: Pending, end: &RequestEnd, cx: &FilterCtx, armed: &Armed) {
         let skip = match (p.skip, p.status) {
             (Some(why), _) => Some(why),
+            _ if p.body.is_over() => Some("the request body is past max_body"),
+            _ if p.response_body.is_over() => Some("the response body is past max_body"),
             (None, None) => Some("the request got no answer from an upstream"),
             (None, Some(_)) if end.error.is_some() || end.status == 499 => {
                 Some("the request failed before its answer was whole")
@@ -255,11 +240,11 @@ impl Mirror {
             setup: Arc::clone(&self.setup),
             armed: armed.clone(),
             head,
-            body: p.body.freeze(),
+            body: p.body.finish().unwrap_or_default(),
             primary: job::Answer {
                 status,
                 headers: p.response_headers,
-                body: p.response_body.freeze(),
+                body: p.response_body.finish().unwrap_or_default(),
             },
             primary_upstream: end.upstream.clone(),
             origin: Origin {
@@ -274,24 +259,4 @@ impl Mirror {
         };
         tokio::spawn(job.run());
     }
-}
-
-/// Appends `chunk` to `kept` unless that would pass `max`; past it, keeps nothing more and says
-/// why in `skip`.
-fn tee(
-    kept: &mut BytesMut,
-    chunk: &Bytes,
-    max: usize,
-    skip: &mut Option<&'static str>,
-    why: &'static str,
-) {
-    if skip.is_some() {
-        return;
-    }
-    if kept.len() + chunk.len() > max {
-        *skip = Some(why);
-        *kept = BytesMut::new();
-        return;
-    }
-    kept.extend_from_slice(chunk);
 }
