@@ -3,6 +3,8 @@
 //! Today this holds the compiled `[routes.webhook]`; `ficus explain` reads it. The outbox and
 //! delivery build on the route's filter chain ([`crate::filters`]).
 
+pub mod schedule;
+
 use std::time::Duration;
 
 use crate::routing::UpstreamId;
