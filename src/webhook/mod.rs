@@ -4,6 +4,7 @@
 //! delivery build on the route's filter chain ([`crate::filters`]).
 
 pub mod schedule;
+pub mod sign;
 
 use std::time::Duration;
 
