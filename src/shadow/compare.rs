@@ -43,7 +43,7 @@ use http::{HeaderMap, HeaderName};
 pub use pointer::{JsonPath, Pattern, PatternError, Step};
 
 use super::ShadowSpec;
-use decode::DecodeError;
+pub(crate) use decode::DecodeError;
 use json::{render, shorten};
 use pointer::At;
 use walk::Sink;
@@ -270,6 +270,17 @@ fn bodies(p: &Answer<'_>, s: &Answer<'_>, rules: &Rules, sink: &mut Sink) {
             });
         }
     }
+}
+
+/// `body` with the content-encodings that `headers` name removed, decoding to at most `max` bytes,
+/// as the comparator reads it (an empty body is left as it is). Webhook events read their bodies
+/// this way too.
+pub(crate) fn decoded_body<'b>(
+    headers: &HeaderMap,
+    body: &'b [u8],
+    max: usize,
+) -> Result<Cow<'b, [u8]>, DecodeError> {
+    decoded(&decode::codings(headers), body, max)
 }
 
 fn decoded<'b>(

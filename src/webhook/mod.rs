@@ -3,6 +3,7 @@
 //! Today this holds the compiled `[routes.webhook]`; `ficus explain` reads it. The outbox and
 //! delivery build on the route's filter chain ([`crate::filters`]).
 
+pub mod event;
 pub mod schedule;
 pub mod sign;
 
