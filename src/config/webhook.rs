@@ -8,7 +8,8 @@ use super::checks;
 use super::compile::Ctx;
 use super::raw::{RawWebhook, Scalar};
 use super::units;
-use crate::webhook::{EventKey, StatusClass, WebhookSpec};
+use crate::webhook::event::KeySpec;
+use crate::webhook::{StatusClass, WebhookSpec};
 
 pub(crate) const DEFAULT_ON_STATUS: StatusClass = StatusClass::Class(2);
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,9 +86,7 @@ pub(crate) fn compile(ctx: &mut Ctx, raw: &Spanned<RawWebhook>) -> Option<Webhoo
         None => Some(None),
         Some(pointer) => ctx
             .parse(pointer, |text| {
-                let key = EventKey::parse(text)?;
-                checks::json_pointer(key.pointer())?;
-                Ok(key)
+                KeySpec::parse(text).map_err(|e| e.to_string())
             })
             .map(Some),
     };

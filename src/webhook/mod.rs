@@ -18,7 +18,8 @@ pub struct WebhookSpec {
     pub event: String,
     pub on_status: StatusClass,
     pub secret_env: String,
-    pub key: Option<EventKey>,
+    /// The ordering key's place (`/id`, or `request:/pointer` into the request body).
+    pub key: Option<event::KeySpec>,
     pub retries: Vec<Duration>,
     pub timeout: Duration,
     /// The upstreams whose answers emit; `None`: every upstream but the table's default (the
@@ -30,30 +31,6 @@ pub struct WebhookSpec {
     pub rate: Option<f64>,
     /// Request and response bodies kept in an event; a larger one is `null`, marked truncated.
     pub max_body: u64,
-}
-
-/// Where an event's ordering key is read: a JSON Pointer into the response body (`/id`) or,
-/// written `request:/pointer`, into the request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventKey {
-    Response(String),
-    Request(String),
-}
-
-impl EventKey {
-    pub fn parse(text: &str) -> Result<EventKey, String> {
-        match text.strip_prefix("request:") {
-            Some(pointer) => Ok(EventKey::Request(pointer.to_string())),
-            None => Ok(EventKey::Response(text.to_string())),
-        }
-    }
-
-    /// The JSON Pointer, whichever body it reads.
-    pub fn pointer(&self) -> &str {
-        match self {
-            EventKey::Response(p) | EventKey::Request(p) => p,
-        }
-    }
 }
 
 /// Which response statuses a webhook fires on: `2xx`, `4xx`, or one code like `201`.
