@@ -1,12 +1,19 @@
 //! `GET /`: the migration dashboard. One server-rendered page (no scripts; it refreshes itself):
 //! each route with what it matches, where it sends traffic and how much went where, read from the
-//! same registry `/metrics` serves.
+//! same registry `/metrics` serves; and each shadowed route with what its comparisons found, read
+//! from the same report `/api/shadow` serves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use crate::metrics::{Metrics, FALLBACKS_TOTAL, REQUESTS_TOTAL};
 use crate::routing::{RouteTable, Target};
+use crate::shadow::report::RouteReport;
+
+/// Differing paths shown per shadowed route, most frequent first; `/api/shadow` has them all.
+const TOP_DIFFERENCES: usize = 5;
+/// Learned noise paths shown per shadowed route.
+const NOISE_SHOWN: usize = 10;
 
 /// Counts per route from the default registry: (requests by upstream, 5xx, fallbacks).
 #[derive(Default)]
@@ -53,8 +60,12 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The dashboard page for the running table.
-pub fn render(table: &RouteTable, metrics: &Metrics) -> String {
+/// The dashboard page for the running table; `shadow` is `GET /api/shadow`'s report.
+pub fn render(
+    table: &RouteTable,
+    metrics: &Metrics,
+    shadow: &BTreeMap<String, RouteReport>,
+) -> String {
     let counts = counts(metrics);
     let mut rows = String::new();
     let names = table.routes.iter().map(|r| &*r.name).chain(["default"]);
@@ -132,17 +143,105 @@ th {{ background: #f4f4f4; }} code {{ font-size: .9em; }}
 <a href="/metrics">/metrics</a>.</p>
 <table><tr><th>route</th><th>matches</th><th>sends to</th><th>fallback</th><th>plugins</th><th>served by</th><th>5xx</th><th>fallbacks</th></tr>
 {rows}</table>
-<h2>Upstreams</h2>
+<h2>Shadow traffic</h2>
+{shadow}<h2>Upstreams</h2>
 <table><tr><th>upstream</th><th>endpoint</th><th>from</th><th>health</th></tr>
 {endpoints}</table>
 </body></html>
 "#,
+        shadow = shadow_section(table, shadow),
         endpoints = endpoint_rows(table),
         version = esc(&table.version),
         loaded = esc(&crate::reload::rfc3339(table.loaded_at)),
         routes = table.routes.len(),
         default = esc(table.upstream_name(table.default_upstream)),
     )
+}
+
+/// One row per shadowed route: how many of its compared answers matched, what differed most
+/// often and what it learned is noise. Paths come from response bodies, so all are escaped.
+fn shadow_section(table: &RouteTable, report: &BTreeMap<String, RouteReport>) -> String {
+    if report.is_empty() {
+        return "<p>No route mirrors its traffic; give one a <code>[routes.shadow]</code> to \
+                compare a new service's answers with the ones clients get.</p>\n"
+            .to_string();
+    }
+    let mut rows = String::new();
+    for (route, r) in report {
+        let mirror = table
+            .routes
+            .iter()
+            .find(|t| *t.name == **route)
+            .and_then(|t| t.action.mirror.as_ref());
+        let compared_with = mirror.map_or("—".to_string(), |m| {
+            format!(
+                "{} ({}% sampled)",
+                m.setup.shadow.name, m.setup.spec.percent
+            )
+        });
+        let differences: Vec<String> = r
+            .differences
+            .iter()
+            .take(TOP_DIFFERENCES)
+            .map(|d| format!("<code>{}</code> ×{}", esc(&d.path), d.count))
+            .collect();
+        let noise: Vec<String> = r
+            .noise
+            .iter()
+            .take(NOISE_SHOWN)
+            .map(|p| format!("<code>{}</code>", esc(p)))
+            .collect();
+        // Route names are [a-z0-9-]+ (config::checks), so the name needs no percent-encoding.
+        let _ = writeln!(
+            rows,
+            "<tr><td>{name}</td><td>{}</td><td>{rate}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td><a href=\"/api/shadow/samples?route={name}\">samples</a></td></tr>",
+            esc(&compared_with),
+            r.mismatched,
+            r.errors,
+            r.skipped,
+            r.dropped,
+            listed(differences, r.differences.len()),
+            listed(noise, r.noise.len()),
+            name = esc(route),
+            rate = match_rate(r),
+        );
+    }
+    format!(
+        "<p>Requests mirrored to a service under test, compared with the answers clients got. \
+         JSON: <a href=\"/api/shadow\">/api/shadow</a>.</p>\n\
+         <table><tr><th>route</th><th>compared with</th><th>matched</th><th>mismatched</th><th>errors</th><th>skipped</th>\
+         <th>dropped</th><th>top differences</th><th>learned noise</th><th>recent mismatches</th></tr>\n\
+         {rows}</table>\n"
+    )
+}
+
+/// `99.9% (999 of 1000)`, rounded down so that a single mismatch never shows as 100%.
+fn match_rate(r: &RouteReport) -> String {
+    if r.compared == 0 {
+        return "— (0 compared)".to_string();
+    }
+    let per_mille = u128::from(r.matched) * 1000 / u128::from(r.compared);
+    format!(
+        "{}.{}% ({} of {})",
+        per_mille / 10,
+        per_mille % 10,
+        r.matched,
+        r.compared
+    )
+}
+
+/// `shown` joined, with how many more there are, or `—` when there are none.
+fn listed(shown: Vec<String>, total: usize) -> String {
+    if shown.is_empty() {
+        return "—".to_string();
+    }
+    let more = total.saturating_sub(shown.len());
+    let mut out = shown.join("<br>");
+    if more > 0 {
+        let _ = write!(out, "<br>and {more} more");
+    }
+    out
 }
 
 /// One row per upstream endpoint, with its health (checks and ejections).
@@ -182,7 +281,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let page = render(&table, &Metrics::new());
+        let page = render(&table, &Metrics::new(), &BTreeMap::new());
         assert!(
             page.contains("dash-a") && page.contains("dash-split") && page.contains(">default<")
         );
@@ -193,5 +292,60 @@ mod tests {
             page.contains("<td>gone</td>"),
             "the route's plugin chain is shown"
         );
+        assert!(page.contains("No route mirrors its traffic"));
+    }
+
+    /// Paths in the report come from response bodies: a hostile one is shown as text.
+    #[test]
+    fn a_shadowed_route_shows_its_match_rate_top_paths_noise_and_samples_link_escaped() {
+        use crate::shadow::report::DifferenceCount;
+        let table = crate::config::load_str(
+            "[proxy]\ndefault = \"legacy\"\n[upstreams.legacy]\nurl = \"http://127.0.0.1:1\"\n\
+             [upstreams.next]\nurl = \"http://127.0.0.1:2\"\n\
+             [[routes]]\nname = \"items\"\npath = \"/items/*\"\nupstream = \"legacy\"\n\
+             [routes.shadow]\nupstream = \"next\"\npercent = 25\n",
+            "t.toml",
+        )
+        .unwrap();
+        let difference = |path: &str, count| DifferenceCount {
+            path: path.to_string(),
+            count,
+            example: "req-1".to_string(),
+        };
+        let mut differences = vec![difference("/<script>alert(1)</script>", 9)];
+        differences.extend((0..6).map(|i| difference(&format!("/k{i}"), 8 - i)));
+        let report = RouteReport {
+            compared: 1000,
+            matched: 999,
+            mismatched: 1,
+            errors: 3,
+            skipped: 4,
+            dropped: 5,
+            differences,
+            noise: vec!["/a&b".to_string(), "header:x-trace".to_string()],
+        };
+        let page = render(
+            &table,
+            &Metrics::new(),
+            &BTreeMap::from([("items".to_string(), report)]),
+        );
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("<code>/&lt;script&gt;alert(1)&lt;/script&gt;</code> ×9"));
+        assert!(
+            page.contains("99.9% (999 of 1000)"),
+            "rounded down, never 100% with a mismatch"
+        );
+        assert!(page.contains("next (25% sampled)"));
+        assert!(
+            page.contains("<td>3</td><td>4</td><td>5</td>"),
+            "errors, skipped, dropped"
+        );
+        assert!(
+            page.contains("<code>/k3</code> ×5<br>and 2 more"),
+            "the top 5 paths"
+        );
+        assert!(!page.contains("/k4"));
+        assert!(page.contains("<code>/a&amp;b</code><br><code>header:x-trace</code>"));
+        assert!(page.contains(r#"<a href="/api/shadow/samples?route=items">samples</a>"#));
     }
 }

@@ -85,11 +85,15 @@ impl Admin {
         }
         let get = *method == Method::GET || *method == Method::HEAD;
         match path {
-            "/" if get => Reply {
-                status: 200,
-                content_type: "text/html; charset=utf-8",
-                body: dashboard::render(&self.table.load(), &self.metrics).into_bytes(),
-            },
+            "/" if get => {
+                let table = self.table.load();
+                let shadow = self.shadows.report(&table);
+                Reply {
+                    status: 200,
+                    content_type: "text/html; charset=utf-8",
+                    body: dashboard::render(&table, &self.metrics, &shadow).into_bytes(),
+                }
+            }
             "/healthz" if get => Reply {
                 status: 200,
                 content_type: TEXT,
