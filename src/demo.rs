@@ -1,12 +1,16 @@
-//! `ficus demo`: a legacy app, a new "orders" service and ficus in front of them, all on loopback.
+//! `ficus demo`: a legacy app, a new "orders" service, a "products" service under test and ficus
+//! in front of them, all on loopback.
 //!
-//! The two apps are tiny hyper servers on port 0, run by a tokio runtime of their own (Pingora
-//! builds its own runtimes for ficus). Each answers JSON naming itself and sets `x-served-by`, so
-//! every curl line the demo prints shows which side answered. The route table is ordinary TOML
-//! with the real ports filled in, loaded by [`crate::config::load_str`].
+//! The apps are tiny hyper servers on port 0, run by a tokio runtime of their own (Pingora builds
+//! its own runtimes for ficus). Each answers JSON naming itself and sets `x-served-by`, so every
+//! curl line the demo prints shows which side answered. The route table is ordinary TOML with the
+//! real ports filled in, loaded by [`crate::config::load_str`]; its `data_dir` (the shadow
+//! samples' store) is a directory of the demo's own under the system temp dir, removed on exit.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -18,7 +22,11 @@ use crate::routing::{RequestHead, RouteTable};
 
 pub const LEGACY: &str = "legacy";
 pub const ORDERS: &str = "orders";
-/// The response header both apps set.
+/// The service under test: it gets a copy of [`SHADOWED_ROUTE`]'s requests, never a client.
+pub const PRODUCTS: &str = "products";
+/// The route whose requests legacy answers and [`PRODUCTS`] shadows.
+pub const SHADOWED_ROUTE: &str = "products-read";
+/// The response header every app sets.
 pub const SERVED_BY: &str = "x-served-by";
 
 /// The demo route table; [`start`] fills in the `{…}` placeholders.
@@ -38,6 +46,9 @@ url = "http://127.0.0.1:{legacy}"
 
 [upstreams.orders]
 url = "http://127.0.0.1:{orders}"
+
+[upstreams.products]              # the new products service, under test
+url = "http://127.0.0.1:{products}"
 
 [upstreams.reports]               # nothing listens here: the reports service is "down"
 url = "http://127.0.0.1:{closed}"
@@ -64,6 +75,19 @@ path = "/api/catalog/*"
 query = { beta = "1" }
 upstream = "orders"
 
+[[routes]]                        # legacy answers; a copy goes to the products service under test
+name = "products-read"
+path = "/api/products/{id}"
+upstream = "legacy"
+
+  [routes.shadow]                 # compares the two answers: GET /api/shadow on the admin port
+  upstream = "products"
+  percent = 100
+  ignore_headers = ["x-served-by"]  # each app names itself: a known, expected difference
+  ignore = ["/served_by"]
+  learn_noise = 100               # each request also goes to legacy twice: what differs between
+                                  # its own two answers (answer_no) is noise, not a mismatch
+
 [[routes]]                        # the new service answers 503 here: replayed to legacy
 name = "invoices"
 path = "/api/invoices/{id}"
@@ -86,6 +110,7 @@ orders | the version can come from the User-Agent | GET /api/orders/42 | user-ag
 orders | sticky 50/50 split: this user always lands on the new service | POST /api/orders | x-user-id: {user:orders}
 legacy | sticky 50/50 split: this user always stays on legacy | POST /api/orders | x-user-id: {user:legacy}
 orders | opt-in beta by query parameter | GET /api/catalog/shoes?beta=1 |
+legacy | shadowing: legacy answers, ficus compares the products service's answer to a copy | GET /api/products/42 |
 legacy | the new service answers 503: ficus replays the GET to legacy | GET /api/invoices/7 |
 legacy | the reports service is down: ficus falls back to legacy | GET /api/reports/daily |
 legacy | no route matches: the default upstream | GET /about |
@@ -117,11 +142,14 @@ pub struct Demo {
     pub admin_url: String,
     pub legacy_url: String,
     pub orders_url: String,
+    pub products_url: String,
     /// The route table, as loaded, for `ficus explain --config`.
     pub table_file: PathBuf,
     pub steps: Vec<DemoStep>,
     _server: crate::server::Running,
     apps: Option<tokio::runtime::Runtime>,
+    /// Dropped after the server, which keeps its store there.
+    _data_dir: DataDir,
 }
 
 impl Drop for Demo {
@@ -137,12 +165,14 @@ impl Demo {
     /// What runs where, then the curl lines, each after a comment saying what it shows.
     pub fn banner(&self) -> String {
         let mut out = format!(
-            "ficus demo\n  legacy app      {}   the monolith being strangled\n  orders service  {}   \
-             the new service\n  reports service (down on purpose: its route falls back to legacy)\n  \
-             ficus           {}   in front of them, route table {}\n\n\
+            "ficus demo\n  legacy app        {}   the monolith being strangled\n  orders service    {}   \
+             the new service\n  products service  {}   under test: shadowed, never answers a client\n  \
+             reports service (down on purpose: its route falls back to legacy)\n  \
+             ficus             {}   in front of them, route table {}\n\n\
              Try these (x-served-by says who answered):\n\n",
             self.legacy_url,
             self.orders_url,
+            self.products_url,
             self.proxy_url,
             self.table_file.display()
         );
@@ -158,15 +188,61 @@ impl Demo {
             Some(relative.display().to_string())
         });
         out + &format!(
-            "Why a request went where it did:\n  {} explain --config {} GET /api/orders/42 \
+            "What the shadow found: 1 mismatch per products request, at /price (legacy sends a \
+             string, the new service a number); answer_no is learned noise:\n  {}\n\n\
+             The mismatches it kept, with both answers and the diff:\n  {}\n\n\
+             Why a request went where it did:\n  {} explain --config {} GET /api/orders/42 \
              -H 'x-client-version: 2.1'\n\nThe migration dashboard: {}/  (metrics: {}/metrics, \
              routes: {}/api/routes)\n\nCtrl-C stops the demo.\n",
+            self.shadow_report_curl(),
+            self.shadow_samples_curl(),
             exe.as_deref().unwrap_or("ficus"),
             self.table_file.display(),
             self.admin_url,
             self.admin_url,
             self.admin_url
         )
+    }
+
+    /// The curl line for `GET /api/shadow`.
+    pub fn shadow_report_curl(&self) -> String {
+        format!("curl -s {}/api/shadow", self.admin_url)
+    }
+
+    /// The curl line for the shadowed route's samples.
+    pub fn shadow_samples_curl(&self) -> String {
+        format!(
+            "curl -s '{}/api/shadow/samples?route={SHADOWED_ROUTE}'",
+            self.admin_url
+        )
+    }
+}
+
+/// The demo's `data_dir`: a new directory under the system temp dir, removed on drop, so runs
+/// (and tests running demos side by side) never share a store. Written here rather than with
+/// `tempfile`, which ficus has only as a dev-dependency.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new() -> anyhow::Result<DataDir> {
+        let base = std::env::temp_dir();
+        for n in 0..1000 {
+            let dir = base.join(format!("ficus-demo-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(DataDir(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", dir.display()))
+                }
+            }
+        }
+        anyhow::bail!("cannot create a demo directory in {}", base.display())
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -186,7 +262,7 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the two apps and ficus on `listen`, and returns once ficus accepts connections.
+/// Starts the apps and ficus on `listen`, and returns once ficus accepts connections.
 pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
     let apps = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -196,23 +272,24 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
         .context("cannot start the demo apps' runtime")?;
     let legacy = serve(&apps, LEGACY)?;
     let orders = serve(&apps, ORDERS)?;
+    let products = serve(&apps, PRODUCTS)?;
     // A port that was free a moment ago and that nothing listens on: the "down" reports service.
     let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let admin = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let data_dir = std::env::temp_dir().join("ficus-demo");
-    let data_dir_toml = toml::Value::String(data_dir.display().to_string()).to_string();
+    let data_dir = DataDir::new()?;
+    let data_dir_toml = toml::Value::String(data_dir.0.display().to_string()).to_string();
     let text = TABLE
         .replace("{listen}", &listen.to_string())
         .replace("{admin}", &admin.to_string())
         .replace("{data_dir}", &data_dir_toml)
         .replace("{legacy}", &legacy.port().to_string())
         .replace("{orders}", &orders.port().to_string())
+        .replace("{products}", &products.port().to_string())
         .replace("{closed}", &closed.to_string());
     let table = crate::config::load_str(&text, "demo.toml")
         .map_err(|e| anyhow::anyhow!("the demo route table is invalid:\n{e}"))?;
-    let table_file = data_dir.join("routes.toml");
-    std::fs::create_dir_all(&data_dir)
-        .and_then(|()| std::fs::write(&table_file, &text))
+    let table_file = data_dir.0.join("routes.toml");
+    std::fs::write(&table_file, &text)
         .with_context(|| format!("cannot write {}", table_file.display()))?;
     let proxy_url = format!("http://{listen}");
     let steps = steps(&table, &proxy_url)?;
@@ -224,10 +301,12 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
         admin_url: format!("http://{admin}"),
         legacy_url: format!("http://{legacy}"),
         orders_url: format!("http://{orders}"),
+        products_url: format!("http://{products}"),
         table_file,
         steps,
         _server: server,
         apps: Some(apps),
+        _data_dir: data_dir,
     })
 }
 
@@ -313,10 +392,15 @@ fn serve(runtime: &tokio::runtime::Runtime, name: &'static str) -> anyhow::Resul
         let _entered = runtime.enter();
         tokio::net::TcpListener::from_std(listener)?
     };
+    // How many requests this app has answered: its `answer_no`.
+    let answered = Arc::new(AtomicU64::new(0));
     runtime.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let answered = Arc::clone(&answered);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| answer(name, req));
+                let service = hyper::service::service_fn(move |req| {
+                    answer(name, answered.fetch_add(1, Ordering::Relaxed) + 1, req)
+                });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)
@@ -327,9 +411,12 @@ fn serve(runtime: &tokio::runtime::Runtime, name: &'static str) -> anyhow::Resul
     Ok(addr)
 }
 
-/// `{"served_by", "method", "path", ...}`; the orders service answers 503 for invoices.
+/// `{"served_by", "method", "path", ...}`; the orders service answers 503 for invoices. A
+/// product also has a `price`, which legacy writes as a string and the products service as a
+/// number (the mismatch the shadow finds), and the app's `answer_no` (its noise).
 async fn answer(
     name: &'static str,
+    answer_no: u64,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let (parts, body) = req.into_parts();
@@ -344,6 +431,15 @@ async fn answer(
         if let Some(value) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
             json[header] = value.into();
         }
+    }
+    if parts.uri.path().starts_with("/api/products/") {
+        json["name"] = "The Strangler Fig, paperback".into();
+        json["price"] = if name == PRODUCTS {
+            12.5.into()
+        } else {
+            "12.50".into()
+        };
+        json["answer_no"] = answer_no.into();
     }
     let failing = name == ORDERS && parts.uri.path().starts_with("/api/invoices");
     if failing {

@@ -1,9 +1,16 @@
 //! `ficus demo` does what it prints: every curl line is answered by the upstream its comment
-//! names, and the sticky split keeps each user on one side.
+//! names, the sticky split keeps each user on one side, and the shadowed route's report shows the
+//! difference the demo plants and the noise it learns.
+
+#[path = "support/admin.rs"]
+mod admin_support;
+mod support;
 
 use std::net::{SocketAddr, TcpListener};
 
-use ficus::demo::{Demo, DemoStep, SERVED_BY};
+use admin_support::eventually;
+use ficus::demo::{Demo, DemoStep, SERVED_BY, SHADOWED_ROUTE};
+use serde_json::Value;
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -147,4 +154,110 @@ fn a_taken_port_is_reported_in_one_line() {
     };
     assert!(err.contains("cannot listen on"), "{err}");
     assert!(!err.contains('\n'), "{err}");
+}
+
+/// GETs `path` on the demo's admin port as JSON.
+async fn admin_json(client: &reqwest::Client, demo: &Demo, path: &str) -> Result<Value, String> {
+    let url = format!("{}{path}", demo.admin_url);
+    let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shadowed_route_reports_the_planted_difference_and_learns_the_noise() {
+    let demo = start_demo().await;
+    let client = client();
+    let step = demo
+        .steps
+        .iter()
+        .find(|s| s.path.starts_with("/api/products/"))
+        .expect("a shadowed step")
+        .clone();
+    let (served_by, body) = send(&client, &demo, &step).await;
+    assert_eq!(served_by, "legacy", "the client gets the primary's answer");
+    assert_eq!(body["price"], "12.50", "legacy's price, as a string");
+
+    // The comparison runs after the client is answered; /api/shadow is where it shows.
+    let report = eventually("the shadowed request's outcome", || async {
+        let v = admin_json(&client, &demo, "/api/shadow").await?;
+        let r = v["routes"][SHADOWED_ROUTE].clone();
+        let done: u64 = ["compared", "errors", "skipped", "dropped"]
+            .iter()
+            .filter_map(|k| r[k].as_u64())
+            .sum();
+        if done >= 1 {
+            Ok(r)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(report["compared"], 1, "{report}");
+    assert_eq!(report["mismatched"], 1, "{report}");
+    let paths: Vec<&str> = report["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter_map(|d| d["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["/price"], "only the planted difference: {report}");
+    assert_eq!(
+        report["noise"],
+        serde_json::json!(["/answer_no"]),
+        "learned from two answers of legacy on the first request: {report}"
+    );
+
+    let samples = eventually("the stored sample", || async {
+        let path = format!("/api/shadow/samples?route={SHADOWED_ROUTE}");
+        let v = admin_json(&client, &demo, &path).await?;
+        match v["samples"].as_array() {
+            Some(list) if !list.is_empty() => Ok(list.clone()),
+            _ => Err(v.to_string()),
+        }
+    })
+    .await;
+    let differences = samples[0]["differences"].to_string();
+    assert!(differences.contains("\"/price\""), "{differences}");
+
+    // The banner prints the curl lines that show all of this, and the dashboard shows it too.
+    let banner = demo.banner();
+    assert!(banner.contains(&step.curl), "{banner}");
+    assert!(
+        banner.contains(&format!("curl -s {}/api/shadow\n", demo.admin_url)),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!(
+            "curl -s '{}/api/shadow/samples?route={SHADOWED_ROUTE}'",
+            demo.admin_url
+        )),
+        "{banner}"
+    );
+    let page = client
+        .get(format!("{}/", demo.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("0.0% (0 of 1)"), "{page}");
+    assert!(page.contains("<code>/price</code> ×1"), "{page}");
+    assert!(page.contains("<code>/answer_no</code>"), "{page}");
+    assert!(
+        page.contains(&format!("/api/shadow/samples?route={SHADOWED_ROUTE}")),
+        "{page}"
+    );
+    stop_demo(demo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_keeps_its_data_dir_out_of_the_repository_and_removes_it() {
+    let demo = start_demo().await;
+    let dir = demo.table_file.parent().expect("a data_dir").to_path_buf();
+    assert!(dir.starts_with(std::env::temp_dir()), "{}", dir.display());
+    assert!(dir.is_dir());
+    stop_demo(demo).await;
+    assert!(!dir.exists(), "{} was left behind", dir.display());
 }
