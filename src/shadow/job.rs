@@ -15,7 +15,7 @@ use super::compare::{compare, Answer as Side, Comparison, Location};
 use super::mirror::{Armed, Setup};
 use super::report::Outcome;
 use super::runtime::Slot;
-use super::samples::{self, SampledAnswer, SampledRequest};
+use super::samples::{self, Mismatch, SampledAnswer, SampledRequest};
 use crate::upstream::call::{self, CallError, Reply};
 use crate::upstream::Upstream;
 
@@ -178,19 +178,22 @@ impl Job {
             return None;
         }
         let doc = samples::sample(
-            &self.setup.route,
-            request_id,
-            now,
-            &SampledRequest {
-                method: self.head.method.as_str(),
-                path: self.head.uri.path(),
-                query: self.head.uri.query(),
-                headers: &self.head.headers,
-                body: &self.body,
+            &Mismatch {
+                route: &self.setup.route,
+                request_id,
+                at: now,
+                request: SampledRequest {
+                    method: self.head.method.as_str(),
+                    path: self.head.uri.path(),
+                    query: self.head.uri.query(),
+                    headers: &self.head.headers,
+                    body: &self.body,
+                },
+                primary: self.primary.sampled(),
+                shadow: shadow.sampled(),
+                comparison,
             },
-            &self.primary.sampled(),
-            &shadow.sampled(),
-            comparison,
+            |path| self.armed.noise.contains(path),
         );
         let at = i64::try_from(now_ms).unwrap_or(i64::MAX);
         Some((at, request_id.to_string(), doc.to_string()))

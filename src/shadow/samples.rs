@@ -28,16 +28,29 @@ pub struct SampledAnswer<'a> {
     pub body: &'a [u8],
 }
 
-/// The sample's JSON document.
-pub fn sample(
-    route: &str,
-    request_id: &str,
-    at: std::time::SystemTime,
-    request: &SampledRequest<'_>,
-    primary: &SampledAnswer<'_>,
-    shadow: &SampledAnswer<'_>,
-    comparison: &Comparison,
-) -> Value {
+/// One mismatched request, as far as a sample shows it.
+pub struct Mismatch<'a> {
+    pub route: &'a str,
+    pub request_id: &'a str,
+    pub at: std::time::SystemTime,
+    pub request: SampledRequest<'a>,
+    pub primary: SampledAnswer<'a>,
+    pub shadow: SampledAnswer<'a>,
+    pub comparison: &'a Comparison,
+}
+
+/// The sample's JSON document; `is_noise` tells learned noise (by generalised path).
+pub fn sample(m: &Mismatch<'_>, is_noise: impl Fn(&str) -> bool) -> Value {
+    let Mismatch {
+        route,
+        request_id,
+        at,
+        request,
+        primary,
+        shadow,
+        comparison,
+    } = m;
+    let at = *at;
     let differences: Vec<Value> = comparison
         .differences
         .iter()
@@ -47,6 +60,8 @@ pub fn sample(
                 "kind": kind(d.kind),
                 "primary": d.primary,
                 "shadow": d.shadow,
+                // Learned noise: shown, but not why the request is a mismatch.
+                "noise": is_noise(&d.at.generalised()),
             })
         })
         .collect();
@@ -144,27 +159,30 @@ mod tests {
         };
         let comparison = compare(&p, &s, &Rules::default());
         let doc = sample(
-            "items",
-            "req-1",
-            std::time::UNIX_EPOCH,
-            &SampledRequest {
-                method: "POST",
-                path: "/items",
-                query: Some("x=1"),
-                headers: &req_headers,
-                body: &[0xff, 0x00],
+            &Mismatch {
+                route: "items",
+                request_id: "req-1",
+                at: std::time::UNIX_EPOCH,
+                request: SampledRequest {
+                    method: "POST",
+                    path: "/items",
+                    query: Some("x=1"),
+                    headers: &req_headers,
+                    body: &[0xff, 0x00],
+                },
+                primary: SampledAnswer {
+                    status: 200,
+                    headers: &set_cookie,
+                    body: p.body,
+                },
+                shadow: SampledAnswer {
+                    status: 200,
+                    headers: &set_cookie,
+                    body: s.body,
+                },
+                comparison: &comparison,
             },
-            &SampledAnswer {
-                status: 200,
-                headers: &set_cookie,
-                body: p.body,
-            },
-            &SampledAnswer {
-                status: 200,
-                headers: &set_cookie,
-                body: s.body,
-            },
-            &comparison,
+            |path| path == "/b",
         );
         let text = doc.to_string();
         for secret in ["secret", "session=abc", "eA==", "a=1", "b=2"] {
@@ -178,6 +196,7 @@ mod tests {
         assert_eq!(doc["request"]["body"], json!({"base64": "/wA="}));
         assert_eq!(doc["shadow"]["body"], json!({"text": "{\"a\":2}"}));
         assert_eq!(doc["differences"][0]["path"], "/a");
+        assert_eq!(doc["differences"][0]["noise"], false);
         assert_eq!(doc["at"], "1970-01-01T00:00:00.000Z");
     }
 }
