@@ -1,6 +1,7 @@
 //! The durable store under `[proxy] data_dir`: one SQLite file, `ficus.db`, that holds the recent
-//! shadow mismatches ([`samples`]), the noise each route has learned ([`noise`]) and the leases
-//! that keep singleton work to one process ([`lease`]); the webhook outbox will live here too.
+//! shadow mismatches ([`samples`]), the noise each route has learned ([`noise`]), the leases
+//! that keep singleton work to one process ([`lease`]) and the webhook outbox ([`outbox`]), whose
+//! appends [`group`] commits together.
 //!
 //! A [`Store`] is a cheap handle (an `Arc` around one connection behind a mutex); clone it freely.
 //! **Every method blocks** (disk I/O, and up to 5 s waiting for another process's write lock), so
@@ -14,8 +15,16 @@
 //! The schema is a list of migrations (`MIGRATIONS`) numbered by `PRAGMA user_version`; opening
 //! applies the missing ones in one transaction, and refuses a file that a newer ficus migrated.
 
+pub mod group;
+#[cfg(test)]
+mod group_tests;
 pub mod lease;
 pub mod noise;
+pub mod outbox;
+#[cfg(test)]
+mod outbox_admin_tests;
+#[cfg(test)]
+mod outbox_tests;
 pub mod samples;
 #[cfg(test)]
 mod tests;
@@ -26,6 +35,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+pub use group::{AppendError, Appender, GroupCommit};
+pub use outbox::{DeadEvent, DueEvent, NewEvent, OutboxStats, Outcome, RouteStats};
 pub use samples::{SampleLimits, StoredSample};
 
 /// The database's file name inside `data_dir`.
@@ -66,6 +77,66 @@ const MIGRATIONS: &[&str] = &[
         holder TEXT NOT NULL,
         expires_unix_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
+    ",
+    // 2: the webhook outbox (outbox.rs explains the lanes).
+    "
+    CREATE TABLE webhook_events (
+        -- Commit order. AUTOINCREMENT so a seq is never handed out twice, even after the newest
+        -- rows were pruned: a replay takes a new seq, and seqs in logs stay unambiguous.
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,        -- the Standard Webhooks webhook-id
+        route TEXT NOT NULL,
+        key TEXT,                       -- the ordering group within the route; NULL: unordered
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        -- Where a pending event waits; NULL once it is delivered or dead.
+        lane TEXT CHECK (lane IN ('ready', 'waiting', 'blocked')),
+        attempts INTEGER NOT NULL,
+        next_attempt_ms INTEGER NOT NULL,
+        last_error TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        CHECK ((state = 'pending') = (lane IS NOT NULL))
+    );
+    -- Partial indexes, each holding only the rows its query reads:
+    -- the first pending event of a key (is a new event blocked? which one is released next?),
+    CREATE INDEX webhook_events_key ON webhook_events (route, key, seq)
+        WHERE state = 'pending' AND key IS NOT NULL;
+    -- a route's claimable events in commit order,
+    CREATE INDEX webhook_events_ready ON webhook_events (route, seq, next_attempt_ms)
+        WHERE lane = 'ready';
+    -- the claimed and retrying events that come due,
+    CREATE INDEX webhook_events_waiting ON webhook_events (next_attempt_ms) WHERE lane = 'waiting';
+    -- a route's oldest pending event,
+    CREATE INDEX webhook_events_pending_age ON webhook_events (route, created_ms)
+        WHERE state = 'pending';
+    -- and the settled events by age (pruning; the dead-letter list, newest first).
+    CREATE INDEX webhook_events_delivered ON webhook_events (updated_ms) WHERE state = 'delivered';
+    CREATE INDEX webhook_events_dead ON webhook_events (updated_ms) WHERE state = 'dead';
+
+    -- Events per (route, state), kept by the triggers below, so stats never count rows.
+    CREATE TABLE webhook_counts (
+        route TEXT NOT NULL,
+        state TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (route, state)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER webhook_events_counted_in AFTER INSERT ON webhook_events BEGIN
+        INSERT INTO webhook_counts (route, state, n) VALUES (new.route, new.state, 1)
+            ON CONFLICT (route, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER webhook_events_counted_out AFTER DELETE ON webhook_events BEGIN
+        UPDATE webhook_counts SET n = n - 1 WHERE route = old.route AND state = old.state;
+        DELETE FROM webhook_counts WHERE route = old.route AND state = old.state AND n <= 0;
+    END;
+    CREATE TRIGGER webhook_events_counted_moved AFTER UPDATE OF route, state ON webhook_events
+        WHEN old.route IS NOT new.route OR old.state IS NOT new.state
+    BEGIN
+        UPDATE webhook_counts SET n = n - 1 WHERE route = old.route AND state = old.state;
+        DELETE FROM webhook_counts WHERE route = old.route AND state = old.state AND n <= 0;
+        INSERT INTO webhook_counts (route, state, n) VALUES (new.route, new.state, 1)
+            ON CONFLICT (route, state) DO UPDATE SET n = n + 1;
+    END;
     ",
 ];
 

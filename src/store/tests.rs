@@ -94,7 +94,7 @@ fn reopening_runs_no_migration_twice_and_a_new_one_once() {
 
     // A later binary's migration list: the new step runs once, on the first open only.
     let mut later = MIGRATIONS.to_vec();
-    later.push("CREATE TABLE webhook_outbox (id INTEGER PRIMARY KEY);");
+    later.push("CREATE TABLE from_a_later_ficus (id INTEGER PRIMARY KEY);");
     let path = tmp.path().join(FILE_NAME);
     let mut conn = Connection::open(&path).unwrap();
     migrate(&mut conn, &path, &later).unwrap();
@@ -104,15 +104,9 @@ fn reopening_runs_no_migration_twice_and_a_new_one_once() {
 
     // ... and this binary then refuses the file rather than use a schema it does not know.
     let err = Store::open(tmp.path()).unwrap_err();
+    let known = MIGRATIONS.len() as i64;
     assert!(
-        matches!(
-            err,
-            StoreError::TooNew {
-                found: 2,
-                known: 1,
-                ..
-            }
-        ),
+        matches!(err, StoreError::TooNew { found, known: k, .. } if found == known + 1 && k == known),
         "{err:?}"
     );
 }
