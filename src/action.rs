@@ -5,6 +5,7 @@
 use crate::filters::FilterChain;
 use crate::routing::{Target, UpstreamId};
 use crate::shadow::{Mirror, ShadowSpec};
+use crate::webhook::emit::Emitter;
 use crate::webhook::WebhookSpec;
 
 #[derive(Debug)]
@@ -22,4 +23,7 @@ pub struct Action {
     /// upstreams) and armed by the server that runs the table.
     pub mirror: Option<std::sync::Arc<Mirror>>,
     pub webhook: Option<WebhookSpec>,
+    /// The webhook as the last filter of `filters`, set when the table is built and armed by
+    /// the server that runs the table.
+    pub emitter: Option<std::sync::Arc<Emitter>>,
 }

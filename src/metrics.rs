@@ -27,6 +27,12 @@ pub const CONNECTIONS_REJECTED_TOTAL: &str = "ficus_connections_rejected_total";
 pub const CLIENT_ERRORS_TOTAL: &str = "ficus_client_errors_total";
 pub const CONNECTIONS_OPEN: &str = "ficus_connections_open";
 pub const SHADOW_TOTAL: &str = "ficus_shadow_total";
+pub const WEBHOOK_EVENTS_TOTAL: &str = "ficus_webhook_events_total";
+pub const WEBHOOK_OUTBOX_PENDING: &str = "ficus_webhook_outbox_pending";
+pub const WEBHOOK_OLDEST_PENDING: &str = "ficus_webhook_oldest_pending_seconds";
+pub const WEBHOOK_OUTBOX_WRITABLE: &str = "ficus_webhook_outbox_writable";
+pub const WEBHOOK_EMITTED_TOTAL: &str = "ficus_webhook_emitted_total";
+pub const WEBHOOK_REFUSED_TOTAL: &str = "ficus_webhook_refused_total";
 
 /// The route label of requests that matched no route.
 pub const DEFAULT_ROUTE: &str = "default";
@@ -61,6 +67,18 @@ pub struct Metrics {
     /// `{route, result="match|mismatch|error|skipped|dropped"}`: sampled requests by what came
     /// of their mirrored copy.
     pub shadow: IntCounterVec,
+    /// `{route, result="delivered|retried|dead"}`: delivery attempts by outcome.
+    pub webhook_events: IntCounterVec,
+    /// Events not delivered yet (as the delivering process last counted).
+    pub webhook_outbox_pending: IntGauge,
+    /// Age of the oldest pending event.
+    pub webhook_oldest_pending: Gauge,
+    /// 1 while the outbox takes writes; 0 while webhook routes are answered 503.
+    pub webhook_outbox_writable: IntGauge,
+    /// `{route, truncated}`: events committed to the outbox.
+    pub webhook_emitted: IntCounterVec,
+    /// `{route}`: requests answered 503 because the outbox could not be written.
+    pub webhook_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -138,6 +156,33 @@ impl Metrics {
                 SHADOW_TOTAL,
                 "Requests sampled for shadowing, by route and what came of the comparison",
                 &["route", "result"],
+            ),
+            webhook_events: reg.counter_vec(
+                WEBHOOK_EVENTS_TOTAL,
+                "Webhook delivery attempts by route and outcome",
+                &["route", "result"],
+            ),
+            webhook_outbox_pending: reg.add(IntGauge::new(
+                WEBHOOK_OUTBOX_PENDING,
+                "Webhook events not delivered yet",
+            )),
+            webhook_oldest_pending: reg.add(Gauge::new(
+                WEBHOOK_OLDEST_PENDING,
+                "Age of the oldest webhook event not delivered yet",
+            )),
+            webhook_outbox_writable: reg.add(IntGauge::new(
+                WEBHOOK_OUTBOX_WRITABLE,
+                "1 while the webhook outbox takes writes, 0 while webhook routes answer 503",
+            )),
+            webhook_emitted: reg.counter_vec(
+                WEBHOOK_EMITTED_TOTAL,
+                "Webhook events committed to the outbox, by route and whether a body was cut",
+                &["route", "truncated"],
+            ),
+            webhook_refused: reg.counter_vec(
+                WEBHOOK_REFUSED_TOTAL,
+                "Requests on webhook routes answered 503 because the outbox could not be written",
+                &["route"],
             ),
             client_errors: reg.counter_vec(
                 CLIENT_ERRORS_TOTAL,

@@ -572,7 +572,10 @@ fn webhook_delivery_settings_are_read_and_checked_at_their_values() {
     let d = one_error(&with_route(&format!("{hook}\nfrom = [\"ordrs\"]")));
     assert_eq!((d.line, d.column), (18, 9), "{d}");
     let d = one_error(&with_route(&format!("{hook}\nkey = \"request:id\"")));
-    assert!(d.message.contains("invalid webhook key \"request:id\""), "{d}");
+    assert!(
+        d.message.contains("invalid webhook key \"request:id\""),
+        "{d}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod dashboard;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::proxy::SharedTable;
 use crate::reload::{Outcome, Reloader, Trigger};
 use crate::shadow::Shadows;
+use crate::webhook::Webhooks;
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -31,6 +33,7 @@ pub struct Admin {
     lifecycle: Arc<Lifecycle>,
     metrics: Arc<Metrics>,
     shadows: Arc<Shadows>,
+    webhooks: Arc<Webhooks>,
     /// With `admin_token_env`, every endpoint but `/healthz` needs `Authorization: Bearer <token>`.
     token: Option<String>,
 }
@@ -66,6 +69,7 @@ impl Admin {
         lifecycle: Arc<Lifecycle>,
         metrics: Arc<Metrics>,
         shadows: Arc<Shadows>,
+        webhooks: Arc<Webhooks>,
         token: Option<String>,
     ) -> Self {
         Admin {
@@ -74,6 +78,7 @@ impl Admin {
             lifecycle,
             metrics,
             shadows,
+            webhooks,
             token,
         }
     }
@@ -84,6 +89,11 @@ impl Admin {
             return Reply::error(401, "this endpoint needs Authorization: Bearer <token>");
         }
         let get = *method == Method::GET || *method == Method::HEAD;
+        if let Some(reply) =
+            webhooks::handle(&self.webhooks, method, path, uri.query().unwrap_or("")).await
+        {
+            return reply;
+        }
         match path {
             "/" if get => {
                 let table = self.table.load();
@@ -119,7 +129,7 @@ impl Admin {
             | "/api/shadow" | "/api/shadow/samples" => {
                 Reply::error(405, "method not allowed")
             }
-            _ => Reply::error(404, "no such endpoint; see /api/routes, /api/reload, /api/explain, /api/shadow, /metrics, /healthz, /readyz"),
+            _ => Reply::error(404, "no such endpoint; see /api/routes, /api/reload, /api/explain, /api/shadow, /api/webhooks, /metrics, /healthz, /readyz"),
         }
     }
 

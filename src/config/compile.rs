@@ -28,6 +28,7 @@ use crate::settings::ProxySettings;
 use crate::shadow::compare::Rules;
 use crate::shadow::{Mirror, Setup};
 use crate::upstream::Upstream;
+use crate::webhook::emit::Emitter;
 use ficus_plugin::Filter;
 
 /// Everything checked, nothing resolved yet.
@@ -357,6 +358,7 @@ pub(crate) fn build(plan: Plan, problems: &mut Problems) -> Option<RouteTable> {
     let mut routes = routes;
     for route in &mut routes {
         attach_mirror(route, &built);
+        attach_emitter(route, &built, default_upstream);
     }
     let index = RouteIndex::build(&routes);
     Some(RouteTable {
@@ -409,4 +411,30 @@ fn attach_mirror(route: &mut Route, upstreams: &[Arc<Upstream>]) {
     }));
     action.filters = action.filters.then(mirror.clone());
     action.mirror = Some(mirror);
+}
+
+/// Puts a route's webhook at the end of its filter chain, with the names of the upstreams whose
+/// answers emit (by default every upstream but the table's default: the legacy app is never told
+/// about its own writes).
+fn attach_emitter(route: &mut Route, upstreams: &[Arc<Upstream>], default: UpstreamId) {
+    let action = &mut route.action;
+    let Some(spec) = &action.webhook else {
+        return;
+    };
+    let from: Vec<String> = match &spec.from {
+        Some(ids) => ids
+            .iter()
+            .filter_map(|id| upstreams.get(id.index()))
+            .map(|u| u.name.clone())
+            .collect(),
+        None => upstreams
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != default.index())
+            .map(|(_, u)| u.name.clone())
+            .collect(),
+    };
+    let emitter = Arc::new(Emitter::new(Arc::clone(&route.name), spec.clone(), from));
+    action.filters = action.filters.then(emitter.clone());
+    action.emitter = Some(emitter);
 }

@@ -173,6 +173,7 @@ fn route(
             shadow: shadow?,
             mirror: None,
             webhook: webhook?,
+            emitter: None,
         },
     })
 }

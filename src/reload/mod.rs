@@ -24,6 +24,7 @@ use crate::proxy::SharedTable;
 use crate::routing::RouteTable;
 use crate::settings::{ClientLimits, ProxySettings};
 use crate::shadow::Shadows;
+use crate::webhook::Webhooks;
 
 /// What one reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +58,9 @@ pub struct Reloader {
     path: PathBuf,
     table: SharedTable,
     metrics: Arc<Metrics>,
-    /// Arms a new table's shadows before it serves.
+    /// Arm a new table's shadows and webhooks before it serves.
     shadows: Arc<Shadows>,
+    webhooks: Arc<Webhooks>,
     /// Serializes reloads, and remembers the last rejection so it is logged once.
     last_rejection: Mutex<Option<Vec<String>>>,
     /// Set once the reload service watches the file and listens for SIGHUP.
@@ -71,6 +73,7 @@ impl Reloader {
         table: SharedTable,
         metrics: Arc<Metrics>,
         shadows: Arc<Shadows>,
+        webhooks: Arc<Webhooks>,
     ) -> Self {
         record_loaded(&metrics, &table.load());
         Reloader {
@@ -78,6 +81,7 @@ impl Reloader {
             table,
             metrics,
             shadows,
+            webhooks,
             last_rejection: Mutex::new(None),
             listening: (Mutex::new(false), std::sync::Condvar::new()),
         }
@@ -181,6 +185,14 @@ impl Reloader {
                         let (line, col) = locate_proxy_key(&text, key);
                         format!("{label}:{line}:{col}: [proxy] {key} changed; it cannot change live: restart ficus (or start a new one with `ficus run --upgrade`) to apply it")
                     })
+                    .collect(),
+            };
+        }
+        if let Err(problems) = self.webhooks.arm(&new) {
+            return Outcome::Rejected {
+                errors: problems
+                    .into_iter()
+                    .map(|p| format!("{label}:1:1: {p}"))
                     .collect(),
             };
         }

@@ -26,7 +26,9 @@ use crate::reload::{ReloadService, Reloader};
 use crate::routing::RouteTable;
 use crate::settings::Engine;
 use crate::shadow::Shadows;
+use crate::store::LazyStore;
 use crate::upstream::upkeep::Upkeep;
+use crate::webhook::{Delivery, Webhooks};
 
 mod spawn;
 pub use spawn::{spawn, spawn_file, wait_until_accepting, Running};
@@ -126,7 +128,15 @@ pub fn build(
     server.bootstrap();
 
     let metrics = Metrics::new();
-    let shadows = Shadows::new(metrics.clone(), settings.data_dir.clone());
+    let store = Arc::new(LazyStore::new(settings.data_dir.clone()));
+    let shadows = Shadows::new(metrics.clone(), store.clone());
+    let webhooks = Webhooks::new(metrics.clone(), store.clone());
+    if let Err(problems) = webhooks.arm(&table) {
+        bail!(
+            "the route table's webhooks cannot work:\n  {}",
+            problems.join("\n  ")
+        );
+    }
     shadows.arm(&table);
     let shared: SharedTable = Arc::new(ArcSwap::from_pointee(table));
     let lifecycle = Arc::new(Lifecycle::default());
@@ -136,6 +146,7 @@ pub fn build(
             shared.clone(),
             metrics.clone(),
             shadows.clone(),
+            webhooks.clone(),
         ))
     });
 
@@ -166,6 +177,7 @@ pub fn build(
             lifecycle.clone(),
             metrics.clone(),
             shadows.clone(),
+            webhooks.clone(),
             token,
         );
         let mut service = Service::new("admin".to_string(), admin);
@@ -182,6 +194,9 @@ pub fn build(
     );
     upkeep.threads = Some(1);
     server.add_service(upkeep);
+    let mut delivery = background_service("webhooks", Delivery(webhooks.clone()));
+    delivery.threads = Some(1);
+    server.add_service(delivery);
     if let Some(reloader) = reloader.clone() {
         let mut service = background_service(
             "reload",

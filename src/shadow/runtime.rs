@@ -4,9 +4,8 @@
 //! ([`Shadows::arm`]), so state follows the route's name across reloads.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use pingora::connectors::TransportConnector;
 use serde_json::Value;
@@ -15,7 +14,7 @@ use super::mirror::Armed;
 use super::report::{Noise, Outcome, RouteReport, RouteStats};
 use crate::metrics::Metrics;
 use crate::routing::RouteTable;
-use crate::store::Store;
+use crate::store::{LazyStore, Store};
 
 /// Samples `GET /api/shadow/samples` lists per route, newest first.
 pub const SAMPLES_LISTED: usize = 20;
@@ -32,45 +31,30 @@ pub struct Shadows {
     /// By shadow upstream name.
     slots: Mutex<HashMap<String, Arc<Slots>>>,
     /// Where samples and learned noise are kept: opened when a table with a shadow is first
-    /// armed; `None` when it cannot be (then nothing is kept, and comparing goes on).
-    store: OnceLock<Option<Store>>,
-    data_dir: PathBuf,
+    /// armed; when it cannot be, nothing is kept and comparing goes on.
+    store: Arc<LazyStore>,
 }
 
 impl Shadows {
-    pub fn new(metrics: Arc<Metrics>, data_dir: PathBuf) -> Arc<Shadows> {
+    pub fn new(metrics: Arc<Metrics>, store: Arc<LazyStore>) -> Arc<Shadows> {
         Arc::new(Shadows {
             metrics,
             connector: TransportConnector::new(None),
             stats: Mutex::default(),
             noise: Mutex::default(),
             slots: Mutex::default(),
-            store: OnceLock::new(),
-            data_dir,
+            store,
         })
     }
 
     /// The store in `data_dir`, opened on first use (blocking).
-    pub(super) fn store(&self) -> Option<&Store> {
-        self.store
-            .get_or_init(|| match Store::open(&self.data_dir) {
-                Ok(store) => Some(store),
-                Err(e) => {
-                    tracing::error!("shadow samples and learned noise will not be kept: {e}");
-                    None
-                }
-            })
-            .as_ref()
+    pub(super) fn store(&self) -> Option<Store> {
+        self.store.get().ok()
     }
 
     /// A route's recent mismatches, newest first (blocking: run it off the async runtime).
     pub fn samples(&self, route: &str) -> Result<Vec<Value>, String> {
-        let Some(store) = self.store() else {
-            return Err(format!(
-                "the store in {} could not be opened; see the log",
-                self.data_dir.display()
-            ));
-        };
+        let store = self.store.get().map_err(|e| e.to_string())?;
         let stored = store
             .samples(route, SAMPLES_LISTED)
             .map_err(|e| e.to_string())?;

@@ -18,6 +18,7 @@
 pub mod group;
 #[cfg(test)]
 mod group_tests;
+pub mod lazy;
 pub mod lease;
 pub mod noise;
 pub mod outbox;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub use group::{AppendError, Appender, GroupCommit};
+pub use lazy::LazyStore;
 pub use outbox::{DeadEvent, DueEvent, NewEvent, OutboxStats, Outcome, RouteStats};
 pub use samples::{SampleLimits, StoredSample};
 

@@ -3,9 +3,15 @@
 //! Today this holds the compiled `[routes.webhook]`; `ficus explain` reads it. The outbox and
 //! delivery build on the route's filter chain ([`crate::filters`]).
 
+pub mod deliver;
+pub mod emit;
 pub mod event;
+pub mod runtime;
 pub mod schedule;
 pub mod sign;
+
+pub use deliver::Delivery;
+pub use runtime::Webhooks;
 
 use std::time::Duration;
 
