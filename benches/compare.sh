@@ -5,24 +5,45 @@
 #     benches/compare.sh
 #     ROUNDS=5 DURATION=20s benches/compare.sh
 #     SCENARIOS=passthrough TARGETS="direct nginx ficus" ROUNDS=1 DURATION=3s benches/compare.sh
+#     SCENARIOS="passthrough shadow shadow-slow shadow-down" TARGETS="direct nginx ficus" benches/compare.sh
 #
-# It installs what is missing (nginx, haproxy, wrk, cmake, curl) from Debian's packages, builds
-# ficus with `cargo build --release`, and then, on 127.0.0.1 only:
+# It installs what is missing (nginx, haproxy, wrk, cmake, curl; python3 for shadow-slow) from
+# Debian's packages, builds ficus with `cargo build --release`, and then, on 127.0.0.1 only:
 #
 #   core 0 (LOAD_CORE)   wrk, and the upstream: one nginx worker answering 200 with a 1 KiB body
 #   core 1 (PROXY_CORE)  the proxy under test, one worker each: nginx, haproxy, a bare Pingora
 #                        proxy, ficus
 #
-# Each scenario (see benches/compare/scenarios.sh) is measured against these targets: the upstream
-# directly (the ceiling), nginx, haproxy, `pingora` (examples/bare_pingora.rs: Pingora 0.9.1 with
-# its defaults and no routing, the floor that ficus is built on; pass-through only) and ficus. The targets take turns within each round
-# (A B C D A B C D ...), so that a slow drift of the machine hits all of them alike, and each
-# measured run follows an unmeasured warm-up. Per target it reports the medians of requests per
-# second, p50 and p99 latency, and the proxy's CPU time per request; the rate as a percentage of
-# direct; and ficus over nginx for CPU per request and for rps. A run with socket errors or
-# non-2xx responses counts as failed and is left out of the medians.
+# Each scenario (see benches/compare/scenarios.sh: passthrough, routes1000, split, and the three
+# shadow scenarios below) is measured against these targets: the upstream directly (the
+# ceiling), nginx, haproxy, `pingora` (examples/bare_pingora.rs: Pingora 0.9.1 with its defaults
+# and no routing, the floor that ficus is built on; pass-through only) and ficus. The targets
+# take turns within each round (A B C D A B C D ...), so that a slow drift of the machine hits
+# all of them alike, and each measured run follows an unmeasured warm-up. Per target it reports
+# the medians of requests per second, p50 and p99 latency, and the proxy's CPU time per request;
+# the rate as a percentage of direct; and ficus over nginx for CPU per request and for rps. A run
+# with socket errors or non-2xx responses counts as failed and is left out of the medians.
 #
 # The table goes to stdout; the same data, with every run, to OUT/latest.json.
+#
+# Shadowing (not in the default SCENARIOS; run them with passthrough, which they are compared with):
+#   shadow       the pass-through with every request mirrored to a second upstream: a second nginx
+#                (benches/compare/shadow.nginx.conf) on its own port, on the load core, answering
+#                as the first does. ficus: a catch-all route with [routes.shadow] percent = 100
+#                (timeout 10s, max_in_flight 64: the defaults); nginx: `mirror` to an internal
+#                location that proxies to it, logging as the nginx target does. Targets: direct,
+#                nginx, ficus (haproxy and the bare Pingora proxy have no mirror). The report gives
+#                each proxy's extra CPU per request, shadow minus its own passthrough, and ficus's
+#                extra over nginx's (the issue's target: below 1). The shadow's own CPU counts for
+#                neither proxy. The requests the shadow received and the connections it accepted
+#                in each measured run are counted (its stub_status) and shown per answered request:
+#                a mirror that does not mirror is visible, and so is nginx's mirror opening a new
+#                connection for every copy (it reads only the answer's head, so cannot keep it).
+#   shadow-slow  ficus only: the shadow answers after SHADOW_DELAY (benches/compare/slow-upstream.py,
+#                python3). max_in_flight (64) fills and later samples are dropped, as designed.
+#   shadow-down  ficus only: nothing listens on the shadow's port; every sample is an error.
+#                For both, the report gives ficus's p99 over its passthrough p99 (target: at most
+#                1.10x), and ficus's own counts (GET /api/shadow on its admin port).
 #
 # Settings, from the environment:
 #   ROUNDS=3            measured rounds (each target once per round)
@@ -36,7 +57,10 @@
 #                       the second ratio.
 #   ACCESS_LOG=on       every proxy writes an access-log line per request, to a file; off: none
 #   BASE_PORT=18000     upstream on BASE+1 and BASE+2; nginx BASE+81 (unbatched BASE+85), haproxy BASE+82, ficus BASE+83,
-#                       pingora BASE+84
+#                       pingora BASE+84; the shadow scenarios: the shadow nginx BASE+3 (its
+#                       stub_status BASE+4), the slow shadow BASE+5, the closed port BASE+6,
+#                       ficus's admin API BASE+86
+#   SHADOW_DELAY=2      seconds the slow shadow waits before it answers (shadow-slow)
 #   LOAD_CORE=0 PROXY_CORE=1
 #   OUT=target/compare  latest.json, latest.txt, runs.tsv and the configurations used
 #   KEEP_WORK=0         1 keeps the temporary directory (configs, logs, pid files, wrk output);
@@ -60,6 +84,7 @@ TARGETS=${TARGETS:-direct nginx nginx-unbatched haproxy pingora ficus}
 ACCESS_LOG=${ACCESS_LOG:-on}
 ENGINE=${ENGINE:-h1}
 BASE_PORT=${BASE_PORT:-18000}
+SHADOW_DELAY=${SHADOW_DELAY:-2}
 LOAD_CORE=${LOAD_CORE:-0}
 PROXY_CORE=${PROXY_CORE:-1}
 OUT=${OUT:-$ROOT/target/compare}
@@ -69,6 +94,13 @@ OTHER_LOAD_WARN=${OTHER_LOAD_WARN:-5}
 
 UP_A=$((BASE_PORT + 1))
 UP_B=$((BASE_PORT + 2))
+# The shadow scenarios: the shadow nginx and its stub_status, the slow shadow, a port nobody
+# listens on, and ficus's admin API (its shadow counts).
+UP_SHADOW=$((BASE_PORT + 3))
+SHADOW_STATUS=$((BASE_PORT + 4))
+UP_SLOW=$((BASE_PORT + 5))
+UP_DOWN=$((BASE_PORT + 6))
+FICUS_ADMIN=$((BASE_PORT + 86))
 declare -A PORT=([nginx]=$((BASE_PORT + 81)) [haproxy]=$((BASE_PORT + 82)) [ficus]=$((BASE_PORT + 83))
     [pingora]=$((BASE_PORT + 84)) [nginx-unbatched]=$((BASE_PORT + 85)))
 
@@ -101,9 +133,12 @@ as_root() {
 # on port 80, a system haproxy) are kept from starting with a policy-rc.d that refuses them, so
 # that nothing is left running: the script starts its own processes with its own configs.
 install_missing() {
-    local -A package=([nginx]=nginx [haproxy]=haproxy [wrk]=wrk [cmake]=cmake [curl]=curl [taskset]=util-linux)
-    local missing=() cmd guard="" status=0
-    for cmd in nginx haproxy wrk cmake curl taskset; do
+    local -A package=([nginx]=nginx [haproxy]=haproxy [wrk]=wrk [cmake]=cmake [curl]=curl [taskset]=util-linux
+        [python3]=python3)
+    local missing=() cmd guard="" status=0 needed=(nginx haproxy wrk cmake curl taskset)
+    # The slow shadow is a few lines of Python (benches/compare/slow-upstream.py).
+    [[ " $SCENARIOS " == *" shadow-slow "* ]] && needed+=(python3)
+    for cmd in "${needed[@]}"; do
         command -v "$cmd" >/dev/null || missing+=("${package[$cmd]}")
     done
     [ ${#missing[@]} -eq 0 ] && return
@@ -188,6 +223,19 @@ cleanup() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Waits until something listens on PORT (for a server that takes its time to answer), failing
+# early if PID (the server) has exited.
+wait_listening() {
+    local port=$1 pid=$2 log=$3 i
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || die "the server for port $port exited; its log ($log):
+$(tail -n 20 "$log")"
+        port_in_use "$port" && return
+        sleep 0.1
+    done
+    die "nothing listens on port $port after 15 s; see $log"
+}
+
 # Waits until PORT answers HTTP, failing early if PID (the server) has exited.
 wait_ready() {
     local port=$1 pid=$2 log=$3 i
@@ -242,15 +290,91 @@ render() {
 # The upstream (core 0) and the proxies (core 1)
 # ----------------------------------------------------------------------------------------------
 
+# The upstreams' answer body, for nginx's `return`: 1023 bytes and a newline, 1 KiB.
+BODY="$(printf '%1023s' '' | tr ' ' 'x')\\n"
+
 start_upstream() {
-    local dir=$WORK/upstream body
+    local dir=$WORK/upstream
     mkdir -p "$dir"
-    body=$(printf '%1023s' '' | tr ' ' 'x') # 1023 bytes + the newline below: 1 KiB
-    render "$BENCH/upstream.nginx.conf" "$dir/nginx.conf" PREFIX="$dir" UP_A="$UP_A" UP_B="$UP_B" BODY="$body\\n"
+    render "$BENCH/upstream.nginx.conf" "$dir/nginx.conf" PREFIX="$dir" UP_A="$UP_A" UP_B="$UP_B" BODY="$BODY"
     start_bg "$dir/stderr.log" taskset -c "$LOAD_CORE" nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
     wait_ready "$UP_A" "$STARTED" "$dir/error.log"
     wait_ready "$UP_B" "$STARTED" "$dir/error.log"
     mapfile -t UPSTREAM_PIDS < <(proc_tree "$STARTED")
+}
+
+# The shadows the selected scenarios mirror to, each started only when one needs it: the shadow
+# nginx (shadow) and the slow shadow (shadow-slow), on the load core beside the upstream. Their
+# CPU is counted with the upstream's (UPSTREAM_PIDS): the load core's, never a proxy's. The
+# closed port of shadow-down needs nothing; main checks that nothing listens on it.
+start_shadows() {
+    local dir
+    if [[ " $SCENARIOS " == *" shadow "* ]]; then
+        dir=$WORK/shadow-upstream
+        mkdir -p "$dir"
+        render "$BENCH/shadow.nginx.conf" "$dir/nginx.conf" PREFIX="$dir" PORT="$UP_SHADOW" \
+            STATUS_PORT="$SHADOW_STATUS" BODY="$BODY"
+        start_bg "$dir/stderr.log" taskset -c "$LOAD_CORE" nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf"
+        wait_ready "$UP_SHADOW" "$STARTED" "$dir/error.log"
+        wait_ready "$SHADOW_STATUS" "$STARTED" "$dir/error.log"
+        mapfile -t -O "${#UPSTREAM_PIDS[@]}" UPSTREAM_PIDS < <(proc_tree "$STARTED")
+    fi
+    if [[ " $SCENARIOS " == *" shadow-slow "* ]]; then
+        dir=$WORK/slow-upstream
+        mkdir -p "$dir"
+        # It prints one line per request received; stderr goes to the same file.
+        SLOW_LOG=$dir/requests.log
+        start_bg "$SLOW_LOG" taskset -c "$LOAD_CORE" python3 "$BENCH/slow-upstream.py" "$UP_SLOW" "$SHADOW_DELAY" "$UP_A"
+        wait_listening "$UP_SLOW" "$STARTED" "$SLOW_LOG"
+        UPSTREAM_PIDS+=("$STARTED")
+    fi
+}
+
+# How many requests the current scenario's shadow has received so far, and how many connections
+# it has accepted ("REQUESTS CONNECTIONS"), each "-" when nothing can say (shadow-down, a
+# scenario without a shadow; the slow shadow counts only requests). The shadow nginx's
+# stub_status counts its own request and connection too: see mirrored_between.
+shadow_seen() {
+    local seen=""
+    case $SC_SHADOW in
+        fast) seen=$(curl -s --max-time 2 "http://127.0.0.1:$SHADOW_STATUS/" | awk 'NR == 3 { print $3, $1 }' || true) ;;
+        slow) seen="$(grep -c ' HTTP/1\.[01]$' "$SLOW_LOG" || true) -" ;;
+    esac
+    echo "${seen:-- -}"
+}
+
+# The requests the shadow received and the connections it accepted between two shadow_seen
+# counts BEFORE and AFTER, as "REQUESTS CONNECTIONS" ("-" for what either count lacks). READS is
+# how many calls of shadow_seen came after BEFORE (AFTER's included): with the shadow nginx, each
+# was a request and a connection of its own.
+mirrored_between() {
+    local reads=$3 self=0 b_req b_conn a_req a_conn req=- conn=-
+    read -r b_req b_conn <<<"$1"
+    read -r a_req a_conn <<<"$2"
+    [ "$SC_SHADOW" = fast ] && self=$reads
+    [[ $b_req =~ ^[0-9]+$ && $a_req =~ ^[0-9]+$ ]] && req=$((a_req - b_req - self))
+    [[ $b_conn =~ ^[0-9]+$ && $a_conn =~ ^[0-9]+$ ]] && conn=$((a_conn - b_conn - self))
+    echo "$req $conn"
+}
+
+# ficus's own shadow counts for the scenario's one shadowed route, from its admin API
+# (GET /api/shadow), as "compared=N matched=N mismatched=N errors=N skipped=N dropped=N"; a count
+# it could not read is "?".
+ficus_shadow_counts() {
+    local json key value out=""
+    json=$(curl -s --max-time 2 "http://127.0.0.1:$FICUS_ADMIN/api/shadow" || true)
+    for key in compared matched mismatched errors skipped dropped; do
+        value=$(grep -o "\"$key\": *[0-9]*" <<<"$json" | head -n 1 | grep -o '[0-9]*$' || true)
+        out="$out$key=${value:-?} "
+    done
+    echo "${out% }"
+}
+
+# ficus's count of failed mirrored requests (0 when it cannot be read yet).
+ficus_shadow_errors() {
+    local n
+    n=$(ficus_shadow_counts | grep -o 'errors=[0-9]*' | cut -d= -f2 || true)
+    echo "${n:-0}"
 }
 
 declare -A PROXY_PID ACCESS_FILE
@@ -301,8 +425,11 @@ start_proxies() {
                 # ficus watches the directory of its table and wakes on every change in it: the
                 # table gets a directory of its own, away from the logs written during the run.
                 mkdir -p "$dir/table"
+                # The shadow scenarios read ficus's shadow counts from its admin API.
+                local admin=""
+                [ -z "$SC_SHADOW" ] || admin="admin = \"127.0.0.1:$FICUS_ADMIN\""
                 render "$BENCH/ficus.toml" "$dir/table/ficus.toml" PREFIX="$dir" PORT="${PORT[ficus]}" \
-                    UP_A="$UP_A" UP_B="$UP_B" ENGINE="$ENGINE" "ROUTES<$parts/ficus.routes"
+                    UP_A="$UP_A" UP_B="$UP_B" ENGINE="$ENGINE" ADMIN="$admin" "ROUTES<$parts/ficus.routes"
                 "$FICUS_BIN" check "$dir/table/ficus.toml" >/dev/null || die "ficus rejects $dir/table/ficus.toml"
                 local level=warn
                 [ "$ACCESS_LOG" = on ] && level=info
@@ -405,14 +532,20 @@ measure() {
 
     if [ "$target" != direct ]; then
         if ! kill -0 "${PROXY_PID[$target]}" 2>/dev/null; then
-            record "$scenario" "$target" "$round" failed - - - - 0 - - "the proxy process has exited"
+            record "$scenario" "$target" "$round" failed - - - - 0 - - "the proxy process has exited" - -
             return
         fi
         mapfile -t pids < <(proc_tree "${PROXY_PID[$target]}")
     fi
+    # With a shadow, how many requests it received, counted around the measured run (outside
+    # the CPU snapshots; a status request costs no proxy anything).
+    local seen_before seen_after mirrored=- shadow_conns=-
+    seen_before=$(shadow_seen)
     before=$(snapshot "${pids[@]}")
     out=$(run_wrk "$DURATION" "$url" 2>&1) || true
     after=$(snapshot "${pids[@]}" 2>/dev/null) || after=""
+    seen_after=$(shadow_seen)
+    [ "$target" = direct ] || read -r mirrored shadow_conns <<<"$(mirrored_between "$seen_before" "$seen_after" 1)"
     printf '%s\n' "$out" >"$wrk_file"
 
     # wrk.lua's line: RESULT requests=N duration_us=N p50_us=N p99_us=N connect=N read=N ...
@@ -458,22 +591,25 @@ measure() {
     local rps cpu other0 other1
     read -r rps cpu other0 other1 <<<"$figures"
     record "$scenario" "$target" "$round" "$([ -z "$note" ] && echo ok || echo failed)" \
-        "$rps" "$p50_us" "$p99_us" "$cpu" "$requests" "$other0" "$other1" "${note:--}"
+        "$rps" "$p50_us" "$p99_us" "$cpu" "$requests" "$other0" "$other1" "${note:--}" "$mirrored" "$shadow_conns"
     [ "$target" = direct ] || trim_access_log "$target"
 }
 
 # Appends one run to runs.tsv (scenario, target, round, ok|failed, rps, p50_us, p99_us,
-# cpu_us_per_req, requests, other load % on the load core and on the proxy core, note) and says
-# it on stderr.
+# cpu_us_per_req, requests, other load % on the load core and on the proxy core, note, requests
+# the shadow received and connections it accepted, or "-") and says it on stderr.
 record() {
     local IFS=$'\t'
     printf '%s\n' "$*" >>"$OUT/runs.tsv"
-    local scenario=$1 target=$2 round=$3 ok=$4 rps=$5 p50=$6 p99=$7 cpu=$8 other0=${10} other1=${11} note=${12}
+    local scenario=$1 target=$2 round=$3 ok=$4 rps=$5 p50=$6 p99=$7 cpu=$8 requests=$9 other0=${10} other1=${11}
+    local note=${12} mirrored=${13:--} conns=${14:--}
     if [ "$ok" = ok ]; then
         say "$(awk -v s="$scenario" -v r="$round" -v R="$ROUNDS" -v t="$target" -v rps="$rps" -v p50="$p50" \
-            -v p99="$p99" -v cpu="$cpu" -v o0="$other0" -v o1="$other1" 'BEGIN {
+            -v p99="$p99" -v cpu="$cpu" -v o0="$other0" -v o1="$other1" -v n="$requests" -v m="$mirrored" -v c="$conns" 'BEGIN {
             printf "%-11s round %d/%d %-8s %8.0f rps  p50 %6.2f ms  p99 %6.2f ms  CPU %6s µs/req  other load %s%%/%s%%",
-                s, r, R, t, rps, p50 / 1000, p99 / 1000, cpu, o0, o1 }')"
+                s, r, R, t, rps, p50 / 1000, p99 / 1000, cpu, o0, o1
+            if (m != "-" && n > 0) printf "  mirrored %d (%.1f%%)", m, 100 * m / n
+            if (c != "-") printf " on %d new connections", c }')"
         if ((other0 > OTHER_LOAD_WARN || other1 > OTHER_LOAD_WARN)); then
             say "  warning: other programs took ${other0}% of core $LOAD_CORE and ${other1}% of core $PROXY_CORE during this run"
         fi
@@ -515,14 +651,50 @@ check_scenario() {
             ((b > 0 && b < 60)) || die "$scenario: $target sent $b of 200 users to b; expected about 20"
             summary="${summary:+$summary, }$target $b/200 users on b"
         else
-            local want="200 1024 $SC_EXPECT" got
+            local want="200 1024 $SC_EXPECT" got seen=-
+            if [ -n "$SC_SHADOW" ] && [ "$target" != direct ]; then
+                if [ "$SC_SHADOW" = down ]; then seen=$(ficus_shadow_errors); else seen=$(shadow_seen); fi
+            fi
             got=$(answer "$port" "${headers[@]}")
             [ "$got" = "$want" ] || die "$scenario: $target answered '$got' (status, bytes, side), expected '$want'"
-            [ "$target" = direct ] || summary="${summary:+$summary, }$target -> $SC_EXPECT"
+            [ "$target" = direct ] && continue
+            summary="${summary:+$summary, }$target -> $SC_EXPECT"
+            if [ -n "$SC_SHADOW" ]; then
+                check_mirrored "$scenario" "$target" "$seen"
+                summary="$summary ($MIRRORED)"
+            fi
         fi
     done
     CHECK=$summary
     say "$scenario: check ok: $summary"
+}
+
+# After one request through TARGET, waits up to 5 s for its copy to reach the shadow (with the
+# shadow down: for ficus to count the refused attempt as an error), and stops the script if it
+# does not: a mirror that mirrors nothing would make the shadow scenarios meaningless. BEFORE is
+# shadow_seen's count (shadow-down: ficus_shadow_errors') just before the request. Says what it
+# saw in MIRRORED.
+check_mirrored() {
+    local scenario=$1 target=$2 before=$3 i now
+    for ((i = 1; i <= 50; i++)); do
+        if [ "$SC_SHADOW" = down ]; then
+            now=$(ficus_shadow_errors)
+            if ((now > before)); then
+                MIRRORED="its copy refused, counted as a shadow error"
+                return
+            fi
+        else
+            now=$(shadow_seen)
+            local arrived
+            read -r arrived _ <<<"$(mirrored_between "$before" "$now" "$i")"
+            if [[ $arrived =~ ^[0-9]+$ ]] && ((arrived > 0)); then
+                MIRRORED="its copy reached the shadow"
+                return
+            fi
+        fi
+        sleep 0.1
+    done
+    die "$scenario: the request through $target was not mirrored to the shadow within 5 s"
 }
 
 # "STATUS BYTES SIDE" of one request to PORT with the scenario's path and the given curl args.
@@ -537,19 +709,26 @@ answer() {
 }
 
 run_scenario() {
-    local scenario=$1 parts=$WORK/scenario-$1 round target
-    declare -F "scenario_$scenario" >/dev/null || die "unknown scenario '$scenario' (known: $SCENARIOS_ALL)"
+    local scenario=$1 parts=$WORK/scenario-$1 round target note=""
+    local fn=scenario_${scenario//-/_}
+    declare -F "$fn" >/dev/null || die "unknown scenario '$scenario' (known: $SCENARIOS_ALL)"
     mkdir -p "$parts"
-    "scenario_$scenario" "$parts"
+    "$fn" "$parts"
     say "scenario $scenario: $SC_TITLE"
     start_proxies "$parts"
     check_scenario "$scenario"
-    printf '%s\t%s\t%s\n' "$scenario" "$SC_TITLE" "$CHECK" >>"$OUT/scenarios.tsv"
     for ((round = 1; round <= ROUNDS; round++)); do
         for target in $(scenario_targets); do
             measure "$scenario" "$target" "$round"
         done
     done
+    # What ficus itself counted for the shadowed route over the scenario (the check, warm-ups
+    # and measured runs; samples still in flight are not counted yet).
+    if [ -n "$SC_SHADOW" ] && [[ " $(scenario_targets) " == *" ficus "* ]]; then
+        note="ficus's own shadow counts (GET /api/shadow): $(ficus_shadow_counts)"
+        say "$scenario: $note"
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$scenario" "$SC_TITLE" "$CHECK" "$note" >>"$OUT/scenarios.tsv"
     stop_proxies
     keep_configs_and_logs "$scenario"
 }
@@ -607,8 +786,8 @@ report() {
     cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
     meta=$(
         printf '  "date": %s,\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
-        printf '  "settings": {"rounds": %d, "duration": %s, "warmup": %s, "connections": %d, "access_log": %s, "load_core": %d, "proxy_core": %d},\n' \
-            "$ROUNDS" "$(json_str "$DURATION")" "$(json_str "$WARMUP")" "$CONNECTIONS" "$(json_str "$ACCESS_LOG")" "$LOAD_CORE" "$PROXY_CORE"
+        printf '  "settings": {"rounds": %d, "duration": %s, "warmup": %s, "connections": %d, "access_log": %s, "load_core": %d, "proxy_core": %d, "shadow_delay_s": %s},\n' \
+            "$ROUNDS" "$(json_str "$DURATION")" "$(json_str "$WARMUP")" "$CONNECTIONS" "$(json_str "$ACCESS_LOG")" "$LOAD_CORE" "$PROXY_CORE" "$SHADOW_DELAY"
         printf '  "machine": {"cores": %d, "cpu": %s, "kernel": %s, "clk_tck": %d},\n' \
             "$(nproc)" "$(json_str "$cpu")" "$(json_str "$(uname -r)")" "$CLK_TCK"
         printf '  "versions": {"ficus": %s, "nginx": %s, "haproxy": %s, "wrk": %s}' \
@@ -617,7 +796,8 @@ report() {
             "$(json_str "$(haproxy -v 2>&1 | awk 'NR == 1 { print $3 }')")" \
             "$(json_str "$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')")"
     )
-    REPORT_JSON=$OUT/latest.json REPORT_META=$meta OTHER_LOAD_WARN=$OTHER_LOAD_WARN awk -f "$BENCH/report.awk" \
+    REPORT_JSON=$OUT/latest.json REPORT_META=$meta OTHER_LOAD_WARN=$OTHER_LOAD_WARN SHADOW_DELAY=$SHADOW_DELAY \
+        awk -f "$BENCH/report.awk" \
         "$OUT/scenarios.tsv" "$OUT/runs.tsv" | tee "$OUT/latest.txt"
     echo
     echo "JSON: $OUT/latest.json"
@@ -636,7 +816,7 @@ main() {
     build_ficus
     CLK_TCK=$(getconf CLK_TCK)
 
-    for port in "$UP_A" "$UP_B" "${PORT[@]}"; do
+    for port in "$UP_A" "$UP_B" "$UP_SHADOW" "$SHADOW_STATUS" "$UP_SLOW" "$UP_DOWN" "$FICUS_ADMIN" "${PORT[@]}"; do
         ! port_in_use "$port" || die "port $port is in use (set BASE_PORT to move every port)"
     done
 
@@ -656,6 +836,7 @@ main() {
 
     say "layout: core $LOAD_CORE wrk + upstream nginx; core $PROXY_CORE the proxy; $ROUNDS rounds of $DURATION (warm-up $WARMUP), $CONNECTIONS connections, access logs $ACCESS_LOG (in $WORK)"
     start_upstream
+    start_shadows
     for scenario in $SCENARIOS; do
         run_scenario "$scenario"
     done

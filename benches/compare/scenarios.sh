@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2016,SC2034  # nginx variables in single quotes; the SC_ variables are read by compare.sh
-# The three scenarios of benches/compare.sh, sourced by it. Each `scenario_NAME DIR` writes the
-# scenario's part of every proxy's configuration into DIR:
+# The scenarios of benches/compare.sh, sourced by it. Each `scenario_NAME DIR` (a `-` in the
+# scenario's name is a `_` in the function's) writes the scenario's part of every proxy's
+# configuration into DIR:
 #
 #   nginx.http        http-level directives (maps, split_clients)
 #   nginx.locations   the server's locations
@@ -17,10 +18,12 @@
 #   SC_DIRECT_PORT    the upstream port the "direct" target hits
 #   SC_EXPECT         the side (x-upstream) that must answer: a, b, or split (both)
 #   SC_SKIP           targets that cannot do the scenario (the bare Pingora proxy only passes through)
+#   SC_SHADOW         where the scenario mirrors requests to: "" (nowhere), "fast" (the shadow nginx),
+#                     "slow" (the server that answers after SHADOW_DELAY) or "down" (a closed port)
 #
 # The upstream side "a" is the legacy app (every proxy's default); "b" is the new service.
 
-SCENARIOS_ALL="passthrough routes1000 split"
+SCENARIOS_ALL="passthrough routes1000 split shadow shadow-slow shadow-down"
 
 # (1) Plain pass-through: one catch-all route. ficus's table has no routes, only `default`.
 scenario_passthrough() {
@@ -32,6 +35,7 @@ scenario_passthrough() {
     SC_DIRECT_PORT=$UP_A
     SC_EXPECT="a"
     SC_SKIP=""
+    SC_SHADOW=""
     : >"$dir/nginx.http"
     printf '        location / {\n            proxy_pass http://legacy;\n        }\n' >"$dir/nginx.locations"
     : >"$dir/haproxy.rules"
@@ -66,6 +70,7 @@ scenario_routes1000() {
     SC_DIRECT_PORT=$UP_B
     SC_EXPECT="b"
     SC_SKIP="pingora"
+    SC_SHADOW=""
 
     # nginx: one map per combination of method and header conditions, tested inside the location.
     cat >"$dir/nginx.http" <<'NGINX'
@@ -138,6 +143,7 @@ scenario_split() {
     SC_DIRECT_PORT=$UP_A
     SC_EXPECT="split"
     SC_SKIP="pingora"
+    SC_SHADOW=""
     cat >"$dir/nginx.http" <<'NGINX'
     split_clients "${http_x_user_id}" $bench_split {
         10%     orders;
@@ -160,5 +166,96 @@ name = "split"
 path = "/*"
 split = { orders = 10, legacy = 90 }
 sticky = "header:x-user-id"
+FICUS
+}
+
+# (4) Shadowing: the pass-through, with every request also mirrored to a second upstream (the
+# shadow nginx: its own process on the load core, answering exactly as side a does, so that
+# ficus's comparison finds a match, the common case). Measured against pass-through in the same
+# run: the difference in CPU per request is what mirroring costs each proxy.
+# nginx: `mirror` (ngx_http_mirror_module) to an internal location proxying to the shadow, with
+# its own keep-alive upstream block; nginx does not compare the answers, it drops them. The mirror
+# subrequest reads only the shadow's response head (ngx_http_mirror_module sets header_only), so
+# nginx cannot keep that connection: each mirrored request opens a new one, whatever `keepalive`
+# says. That is part of what mirroring costs nginx; the report shows it ("on new connections").
+# ficus: a catch-all route to legacy with [routes.shadow] percent = 100 (timeout and max_in_flight
+# at their defaults, 10s and 64), which also compares each answer with the client's.
+# haproxy and the bare Pingora proxy have no mirror.
+scenario_shadow() {
+    local dir=$1
+    SC_TITLE="shadow: GET / passed through to a, every request mirrored to the shadow upstream (nginx mirror, ficus [routes.shadow] percent = 100)"
+    SC_SKIP="nginx-unbatched haproxy pingora"
+    SC_SHADOW="fast"
+    # shellcheck disable=SC2153 # UP_SHADOW is compare.sh's, like UP_A
+    shadow_parts "$dir" "$UP_SHADOW"
+    cat >"$dir/nginx.http" <<NGINX
+    upstream shadow {
+        server 127.0.0.1:$UP_SHADOW;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }
+NGINX
+    cat >"$dir/nginx.locations" <<'NGINX'
+        location / {
+            mirror /mirror;
+            proxy_pass http://legacy;
+        }
+
+        location = /mirror {
+            internal;
+            proxy_pass http://shadow$request_uri;
+        }
+NGINX
+}
+
+# (5) The client's latency with a shadow that answers after SHADOW_DELAY (2 s): ficus only, its
+# p99 against pass-through's. With every request sampled, max_in_flight (64) mirrored requests
+# are soon waiting on the shadow and every further sample is dropped (counted as `dropped`): by
+# design, a slow shadow costs the client nothing and ficus no more than its bound.
+scenario_shadow_slow() {
+    local dir=$1
+    SC_TITLE="shadow-slow: as shadow, but the shadow answers after ${SHADOW_DELAY}s (ficus only: max_in_flight = 64 fills, later samples are dropped, as designed)"
+    SC_SKIP="direct nginx nginx-unbatched haproxy pingora"
+    SC_SHADOW="slow"
+    shadow_parts "$dir" "$UP_SLOW"
+}
+
+# (6) The client's latency with a shadow that is down (nothing listens on its port: every
+# mirrored request is refused at once and counted as an error): ficus only, p99 against
+# pass-through's.
+scenario_shadow_down() {
+    local dir=$1
+    SC_TITLE="shadow-down: as shadow, but nothing listens on the shadow's port (ficus only: every sample is an error)"
+    SC_SKIP="direct nginx nginx-unbatched haproxy pingora"
+    SC_SHADOW="down"
+    shadow_parts "$dir" "$UP_DOWN"
+}
+
+# What the shadow scenarios share: the pass-through's request, and ficus's shadowed catch-all
+# route to PORT. nginx gets no parts here (scenario_shadow writes its own; the others skip it).
+shadow_parts() {
+    local dir=$1 port=$2
+    SC_PATH="/"
+    SC_HEADERS=""
+    SC_RANDOM_HEADER=""
+    SC_DIRECT_PORT=$UP_A
+    SC_EXPECT="a"
+    : >"$dir/nginx.http"
+    : >"$dir/nginx.locations"
+    : >"$dir/haproxy.rules"
+    : >"$dir/haproxy.backends"
+    cat >"$dir/ficus.routes" <<FICUS
+[upstreams.shadow]
+url = "http://127.0.0.1:$port"
+
+[[routes]]
+name = "shadowed"
+path = "/*"
+upstream = "legacy"
+
+  [routes.shadow]
+  upstream = "shadow"
+  percent = 100
 FICUS
 }
