@@ -228,7 +228,14 @@ impl Job {
     /// request when `mirrored`) and returns its answer after the route's response phase.
     async fn call(&self, upstream: &Arc<Upstream>, mirrored: bool) -> Result<Answer, Failed> {
         let spec = &self.setup.spec;
-        let to = call::pick(upstream).map_err(|e| Failed::Error(e.to_string()))?;
+        // A shadow known to be down (ejected after failed connects, or failing its health
+        // check) is not connected to for every copy: the copy is an error at once.
+        let to = if mirrored {
+            call::pick_ready(upstream)
+        } else {
+            call::pick(upstream)
+        }
+        .map_err(|e| Failed::Error(e.to_string()))?;
         let mut head = self.head.clone();
         let mut cx = self.filter_ctx();
         let attempt = Attempt {

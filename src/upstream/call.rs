@@ -26,7 +26,7 @@ pub struct Reply {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    #[error("no endpoint of upstream {0:?} can be tried")]
+    #[error("no endpoint of upstream {0:?} can be tried (none is ready)")]
     NoEndpoint(String),
     #[error("upstream {0:?} has all its max_connections in use")]
     AtCapacity(String),
@@ -53,6 +53,15 @@ pub fn pick(upstream: &Upstream) -> Result<(SocketAddr, Arc<EndpointInfo>), Call
     upstream
         .pool
         .pick(&[])
+        .ok_or_else(|| CallError::NoEndpoint(upstream.name.clone()))
+}
+
+/// Like [`pick`], but only an endpoint that is ready (healthy, not ejected): a copy that can be
+/// given up is, rather than connect to an upstream known to be down.
+pub fn pick_ready(upstream: &Upstream) -> Result<(SocketAddr, Arc<EndpointInfo>), CallError> {
+    upstream
+        .pool
+        .pick_ready()
         .ok_or_else(|| CallError::NoEndpoint(upstream.name.clone()))
 }
 

@@ -157,6 +157,27 @@ impl Pool {
         Some((addr, Arc::clone(info)))
     }
 
+    /// Like [`Pool::pick`], but only a ready endpoint: no fail-open. For work that can be given
+    /// up (a mirrored copy), so that a dead upstream costs no connect per request.
+    pub fn pick_ready(&self) -> Option<(SocketAddr, Arc<EndpointInfo>)> {
+        let backends = self.lb.backends();
+        let all = backends.get_backend();
+        let n = all.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let chosen = all
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(n)
+            .find(|b| backends.ready(b))?;
+        let addr = *chosen.as_inet()?;
+        let info = chosen.ext.get::<Arc<EndpointInfo>>()?;
+        Some((addr, Arc::clone(info)))
+    }
+
     /// Whether a request that failed on the endpoints in `tried` should try another one here:
     /// an untried endpoint is ready, and it has tried fewer than [`MAX_TRIES`].
     pub fn worth_retrying(&self, tried: &[SocketAddr]) -> bool {
