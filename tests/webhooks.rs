@@ -429,3 +429,53 @@ async fn webhooks_need_the_h1_engine() {
         "{e:#}"
     );
 }
+
+#[tokio::test]
+async fn a_write_whose_answer_never_reached_the_client_still_emits() {
+    if skip() {
+        return;
+    }
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    std::env::set_var("FICUS_TEST_WEBHOOK_SECRET", SECRET);
+    let receiver = Upstream::builder("receiver")
+        .app(|_| Answer::json("{}"))
+        .start()
+        .await;
+    let legacy = Upstream::builder("legacy").app(orders_app).start().await;
+    // The new service makes the write, then answers with a body far larger than any socket buffer.
+    let orders = Upstream::builder("orders")
+        .app(|_| {
+            let mut a = Answer::json(format!(
+                r#"{{"customer": "c-9", "pad": "{}"}}"#,
+                "x".repeat(8 << 20)
+            ));
+            a.status = 201;
+            a
+        })
+        .start()
+        .await;
+    let ficus = Served::start(&with_urls(TABLE, &[&legacy, &orders, &receiver])).await;
+    let mut s = tokio::net::TcpStream::connect(ficus.settings.listen)
+        .await
+        .unwrap();
+    let body = r#"{"customer": "c-9"}"#;
+    let req = format!(
+        "POST /orders HTTP/1.1\r\nHost: a\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 201");
+    // The client leaves with most of the answer unread.
+    drop(s);
+    let got = receiver.next_request().await;
+    verify(&got);
+    let event: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(event["data"]["request"]["body"]["customer"], "c-9");
+    assert_eq!(event["data"]["response"]["status"], 201);
+    assert_eq!(
+        event["data"]["truncated"], true,
+        "the answer was not read whole: {event}"
+    );
+}

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use ficus_plugin::{
-    Attempt, BoxFuture, Filter, FilterCtx, FilterError, Flow, Hooks, RequestHead, Response,
-    ResponseHead,
+    Attempt, BoxFuture, Filter, FilterCtx, FilterError, Flow, Hooks, RequestEnd, RequestHead,
+    Response, ResponseHead,
 };
 use http::{HeaderMap, StatusCode};
 
@@ -55,6 +55,8 @@ struct Capture {
     response_body: Tee,
     /// The answer emits (its status and upstream match).
     emits: bool,
+    /// The answer's body was read to its end.
+    complete: bool,
 }
 
 impl Emitter {
@@ -101,6 +103,7 @@ impl Filter for Emitter {
             | Hooks::RESPONSE
             | Hooks::RESPONSE_BODY
             | Hooks::RESPONSE_END
+            | Hooks::REQUEST_END
     }
 
     fn on_request(&self, req: &mut dyn RequestHead, cx: &mut FilterCtx) -> Flow {
@@ -126,6 +129,7 @@ impl Filter for Emitter {
             response_headers: HeaderMap::new(),
             response_body: Tee::new(self.spec.max_body),
             emits: false,
+            complete: false,
         });
         Flow::Continue
     }
@@ -167,9 +171,12 @@ impl Filter for Emitter {
         c.emits = true;
     }
 
-    fn on_response_body(&self, chunk: Option<&Bytes>, _end: bool, cx: &mut FilterCtx) {
-        if let (Some(c), Some(chunk)) = (cx.extensions.get_mut::<Capture>(), chunk) {
-            c.response_body.push(chunk);
+    fn on_response_body(&self, chunk: Option<&Bytes>, end: bool, cx: &mut FilterCtx) {
+        if let Some(c) = cx.extensions.get_mut::<Capture>() {
+            if let Some(chunk) = chunk {
+                c.response_body.push(chunk);
+            }
+            c.complete |= end;
         }
     }
 
@@ -179,33 +186,62 @@ impl Filter for Emitter {
     ) -> BoxFuture<'a, Result<(), FilterError>> {
         let capture = cx.extensions.remove::<Capture>().filter(|c| c.emits);
         Box::pin(async move {
-            let (Some(c), Some(webhooks)) = (capture, self.armed.get()) else {
-                return Ok(());
-            };
-            let event = self.event_of(c);
-            let id = new_message_id().map_err(|e| FilterError(e.to_string()))?;
-            let created_ms = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-            webhooks
-                .append(
-                    &self.route,
-                    NewEvent {
-                        id,
-                        route: self.route.to_string(),
-                        key: event.key,
-                        payload: event.payload,
-                        created_ms,
-                    },
-                    event.truncated,
-                )
-                .await
-                .map_err(FilterError)
+            match capture {
+                Some(c) => self.commit(c).await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// The answer never reached its end (the client left, or the upstream broke off), yet the
+    /// upstream may well have made the write: its event is committed anyway, after the fact,
+    /// with the answer's body marked cut unless it was read whole.
+    fn on_request_end<'a>(
+        &'a self,
+        _end: &'a RequestEnd,
+        cx: &'a mut FilterCtx,
+    ) -> BoxFuture<'a, ()> {
+        let capture = cx.extensions.remove::<Capture>().filter(|c| c.emits);
+        Box::pin(async move {
+            if let Some(mut c) = capture {
+                if !c.complete {
+                    c.response_body.overflow();
+                }
+                if let Err(e) = self.commit(c).await {
+                    tracing::error!(route = %self.route, "an answer that did not reach the client emitted no event: {e}");
+                }
+            }
         })
     }
 }
 
 impl Emitter {
+    /// Builds the event and returns once it is durable in the outbox.
+    async fn commit(&self, c: Capture) -> Result<(), FilterError> {
+        let Some(webhooks) = self.armed.get() else {
+            return Ok(());
+        };
+        let event = self.event_of(c);
+        let id = new_message_id().map_err(|e| FilterError(e.to_string()))?;
+        let created_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        webhooks
+            .append(
+                &self.route,
+                NewEvent {
+                    id,
+                    route: self.route.to_string(),
+                    key: event.key,
+                    payload: event.payload,
+                    created_ms,
+                },
+                event.truncated,
+            )
+            .await
+            .map_err(FilterError)
+    }
+
     fn event_of(&self, c: Capture) -> Event {
         let request_body = c.request_body.finish();
         let response_body = c.response_body.finish();
