@@ -149,8 +149,16 @@ pub fn render_text(e: &Explanation) -> String {
     }
     match &e.webhook {
         Some(w) => out.push_str(&format!(
-            "webhook:  {} to {} on {} responses\n",
-            w.event, w.url, w.on_status
+            "webhook:  {} to {} on {} responses from {} ({})\n",
+            w.event,
+            w.url,
+            w.on_status,
+            w.from.join(", "),
+            if w.fires {
+                "fires for this request's upstream"
+            } else {
+                "not for this request's upstream"
+            }
         )),
         None => out.push_str("webhook:  no\n"),
     }

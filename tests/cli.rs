@@ -286,6 +286,34 @@ fn explain_names_the_winning_route_and_upstream() {
 }
 
 #[test]
+fn explain_says_whether_the_route_s_webhook_fires_for_the_chosen_upstream() {
+    let dir = TempDir::new();
+    let table = format!(
+        "{GOOD}\n[[routes]]\nname = \"create\"\npath = \"/create/*\"\nupstream = \"orders\"\n\
+         [routes.webhook]\nurl = \"http://127.0.0.1:8001/sync\"\nevent = \"order.created\"\nsecret_env = \"S\"\n\n\
+         [[routes]]\nname = \"old\"\npath = \"/old/*\"\nupstream = \"legacy\"\n\
+         [routes.webhook]\nurl = \"http://127.0.0.1:8001/sync\"\nevent = \"order.created\"\nsecret_env = \"S\"\n"
+    );
+    let config = dir.write("routes.toml", &table).display().to_string();
+    let out = ficus(&["explain", "--config", &config, "POST", "/create/1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains(
+            "order.created to http://127.0.0.1:8001/sync on 2xx responses from orders (fires"
+        ),
+        "{report}"
+    );
+    // The route's upstream is proxy.default: by default its answers never emit.
+    let out = ficus(&["explain", "--config", &config, "POST", "/old/1"]);
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("(not for this request's upstream)"),
+        "{report}"
+    );
+}
+
+#[test]
 fn explain_json_lists_every_route_tried_with_the_reason() {
     let dir = TempDir::new();
     let config = dir.write("routes.toml", GOOD).display().to_string();

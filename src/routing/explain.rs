@@ -68,6 +68,10 @@ pub struct ExplainedWebhook {
     pub event: String,
     pub url: String,
     pub on_status: String,
+    /// The upstreams whose answers emit.
+    pub from: Vec<String>,
+    /// Whether an answer from the chosen upstream (with a matching status) would emit.
+    pub fires: bool,
 }
 
 impl RouteTable {
@@ -142,14 +146,20 @@ impl RouteTable {
                 .collect(),
             shadow: route.and_then(|r| self.explain_shadow(r, req)),
             webhook: route
-                .and_then(|r| r.action.webhook.as_ref())
-                .map(|w| ExplainedWebhook {
-                    event: w.event.clone(),
-                    url: w.url.clone(),
-                    on_status: match w.on_status {
-                        StatusClass::Class(c) => format!("{c}xx"),
-                        StatusClass::Exact(code) => code.to_string(),
-                    },
+                .and_then(|r| Some((r.action.webhook.as_ref()?, r.action.emitter.as_ref())))
+                .map(|(w, emitter)| {
+                    let from = emitter.map(|e| e.from.clone()).unwrap_or_default();
+                    let chosen = self.upstream_name(decision.upstream);
+                    ExplainedWebhook {
+                        event: w.event.clone(),
+                        url: w.url.clone(),
+                        on_status: match w.on_status {
+                            StatusClass::Class(c) => format!("{c}xx"),
+                            StatusClass::Exact(code) => code.to_string(),
+                        },
+                        fires: from.iter().any(|f| f == chosen),
+                        from,
+                    }
                 }),
         }
     }
