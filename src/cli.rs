@@ -139,6 +139,9 @@ pub fn render_text(e: &Explanation) -> String {
     }
     if !e.plugins.is_empty() {
         out.push_str(&format!("plugins:  {}\n", e.plugins.join(", ")));
+        for (plugin, says) in &e.plugin_checks {
+            out.push_str(&format!("  {plugin}: {says}\n"));
+        }
     }
     match &e.shadow {
         Some(s) => out.push_str(&format!(

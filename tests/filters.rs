@@ -566,3 +566,67 @@ async fn a_failed_response_end_never_tells_the_client_the_request_succeeded() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// Sets `x-user-id` as a verifying plugin would, replacing whatever the client sent.
+struct SetUser(&'static str);
+
+impl Filter for SetUser {
+    fn name(&self) -> &str {
+        "set-user"
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
+    }
+    fn on_request(&self, req: &mut dyn RequestHead, _cx: &mut FilterCtx) -> Flow {
+        req.insert_header(
+            HeaderName::from_static("x-user-id"),
+            HeaderValue::from_static(self.0),
+        );
+        Flow::Continue
+    }
+}
+
+#[tokio::test]
+async fn a_split_side_is_chosen_from_the_headers_the_request_phase_left() {
+    let (legacy, orders) = upstreams().await;
+    let table = TABLE.replace(
+        "upstream = \"orders\"\nfallback = \"legacy\"",
+        "split = { orders = 50, legacy = 50 }\nsticky = \"header:x-user-id\"",
+    );
+    // Two users on different sides, found with the table's own split.
+    let compiled = ficus::config::load_str(
+        &table
+            .replace("${legacy}", &legacy.base())
+            .replace("${orders}", &orders.base()),
+        "t.toml",
+    )
+    .unwrap();
+    let ficus::routing::Target::Split(split) = &compiled.routes[0].action.target else {
+        panic!("a split");
+    };
+    let side = |user: &str| {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-user-id", user.parse().unwrap());
+        compiled
+            .upstream_name(split.choose(&h, None).upstream)
+            .to_string()
+    };
+    let users: Vec<String> = (0..100).map(|i| format!("user-{i}")).collect();
+    let verified = users.iter().find(|u| side(u) == "orders").unwrap().clone();
+    let forged = users.iter().find(|u| side(u) == "legacy").unwrap().clone();
+    let verified: &'static str = Box::leak(verified.into_boxed_str());
+    let ficus = Ficus::start_edited(
+        &table,
+        &[("legacy", legacy.base()), ("orders", orders.base())],
+        with_filters(vec![Arc::new(SetUser(verified))]),
+    )
+    .await;
+    // The client's forged id lands on legacy; the plugin's lands on orders, and decides.
+    let resp = client()
+        .get(ficus.url("/api/orders/1"))
+        .header("x-user-id", forged.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served_by(&resp), "orders");
+}

@@ -110,6 +110,15 @@ impl FilterChain {
             .map(|(_, f)| f.name())
     }
 
+    /// The chain's plugins, in order (the built-ins and ficus's own side filters are not).
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<dyn Filter>> {
+        self.filters
+            .iter()
+            .skip(self.builtins)
+            .take(self.plugins)
+            .map(|(_, f)| f)
+    }
+
     /// Whether some filter of the chain uses `hook`.
     pub fn uses(&self, hook: Hooks) -> bool {
         self.hooks.contains(hook)

@@ -122,7 +122,21 @@ impl RequestCtx {
                 .read(head.headers)
                 .map(|(v, _)| v.to_string());
         }
+        let plugins = chain.has_plugins();
         let answer = chain.on_request(&mut super::heads::Req(req), &mut self.filter);
+        let mut decision = decision;
+        if let (Some(i), Some(_), true) = (decision.route, decision.split, plugins) {
+            // A split side is chosen after the request phase: a sticky key may be a header a
+            // plugin set from a verified claim (jwt), never the one a client forged.
+            let head = RequestHead {
+                method: &req.method,
+                path: normalized.map_or(req.uri.path(), |(_, m)| m.as_str()),
+                query: req.uri.query(),
+                headers: &req.headers,
+                client_ip: self.filter.client_ip,
+            };
+            decision = table.decision_for(i, &head);
+        }
         self.decision = Some(decision);
         self.table = Some(table);
         answer

@@ -26,6 +26,9 @@ pub struct Explanation {
     pub fallback: Option<String>,
     /// The plugins the request runs through, in order (`[proxy]` ones first).
     pub plugins: Vec<String>,
+    /// What plugins say they would do with this request (a `jwt` whether its token passes), as
+    /// `(plugin, what)`.
+    pub plugin_checks: Vec<(String, String)>,
     pub shadow: Option<ExplainedShadow>,
     pub webhook: Option<ExplainedWebhook>,
 }
@@ -144,6 +147,14 @@ impl RouteTable {
                 .plugin_names()
                 .map(str::to_string)
                 .collect(),
+            plugin_checks: {
+                let chain = route.map_or(&self.default_filters, |r| &r.action.filters);
+                let parts = explained_parts(req);
+                chain
+                    .plugins()
+                    .filter_map(|f| Some((f.name().to_string(), f.explain(parts.as_ref()?)?)))
+                    .collect()
+            },
             shadow: route.and_then(|r| self.explain_shadow(r, req)),
             webhook: route
                 .and_then(|r| Some((r.action.webhook.as_ref()?, r.action.emitter.as_ref())))
@@ -277,4 +288,21 @@ fn reason(route: &Route, req: &RequestHead, miss: Option<&Miss>) -> String {
             format!("cookie {}={} not present", c.name, c.value)
         }
     }
+}
+
+/// The request as a plugin's `explain` sees it; `None` when it is not a valid request head.
+fn explained_parts(req: &RequestHead) -> Option<http::request::Parts> {
+    let target = match req.query {
+        Some(q) => format!("{}?{q}", req.path),
+        None => req.path.to_string(),
+    };
+    let mut parts = http::Request::builder()
+        .method(req.method.clone())
+        .uri(target)
+        .body(())
+        .ok()?
+        .into_parts()
+        .0;
+    parts.headers = req.headers.clone();
+    Some(parts)
 }

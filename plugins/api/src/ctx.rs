@@ -63,3 +63,15 @@ pub struct RequestEnd {
     /// Set when the request failed, with a short reason.
     pub error: Option<String>,
 }
+
+/// The claims of a verified token, put in [`FilterCtx::extensions`] by the filter that verified it
+/// (`jwt`) for later filters (`rate_limit` keyed by `claim:NAME`, `headers`). Each value as text:
+/// a string as itself, anything else as its compact JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims(pub std::collections::BTreeMap<String, String>);
+
+impl Claims {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}

@@ -32,7 +32,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use bytes::Bytes;
-pub use ctx::{Attempt, FilterCtx, RequestEnd};
+pub use ctx::{Attempt, Claims, FilterCtx, RequestEnd};
 pub use head::{RequestHead, ResponseHead};
 pub use http;
 pub use toml;
@@ -142,6 +142,13 @@ pub trait Filter: Send + Sync + 'static {
 
     /// The phases this filter takes part in.
     fn hooks(&self) -> Hooks;
+
+    /// What this filter would do with a request like `req`, for `ficus explain` (a `jwt` says
+    /// whether its token would pass and why); `None` when there is nothing to say. Must not
+    /// block or do I/O.
+    fn explain(&self, _req: &http::request::Parts) -> Option<String> {
+        None
+    }
 
     /// The request head, once the route matched.
     fn on_request(&self, _req: &mut dyn RequestHead, _cx: &mut FilterCtx) -> Flow {
