@@ -85,6 +85,12 @@ pub async fn run(hooks: Arc<Webhooks>, mut shutdown: ShutdownWatch) {
                 report_and_prune(&hooks).await;
             }
         }
+        // A server without webhook routes waits for a table that has some (arming wakes it).
+        let idle = if lock(&hooks.routes).is_empty() {
+            Duration::from_secs(3600)
+        } else {
+            POLL
+        };
         tokio::select! {
             _ = shutdown.changed() => {}
             Some(first) = done_rx.recv() => {
@@ -100,7 +106,7 @@ pub async fn run(hooks: Arc<Webhooks>, mut shutdown: ShutdownWatch) {
                 record(&hooks, batch).await;
             }
             _ = hooks.committed.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(idle) => {}
         }
     }
     // Stopping: let deliveries in flight finish (each is bounded by its timeout), record them,
@@ -199,14 +205,17 @@ async fn deliver(
     event: DueEvent,
     done: mpsc::UnboundedSender<Done>,
 ) {
-    let attempted = post(&hooks, &route, &event).await;
-    let attempt = event.attempts + 1;
-    let error = match &attempted {
-        Ok(Attempted::Answered { status, .. }) => format!("the receiver answered {status}"),
-        Ok(Attempted::Failed) => String::new(),
-        Err(e) => e.clone(),
+    let (attempted, error) = match post(&hooks, &route, &event).await {
+        Ok(answered) => {
+            let why = match &answered {
+                Attempted::Answered { status, .. } => format!("the receiver answered {status}"),
+                Attempted::Failed => String::new(),
+            };
+            (answered, why)
+        }
+        Err(why) => (Attempted::Failed, why),
     };
-    let attempted = attempted.unwrap_or(Attempted::Failed);
+    let attempt = event.attempts + 1;
     let (outcome, result) = match verdict(&attempted, attempt, &route.spec.retries, fastrand::f64())
     {
         Verdict::Delivered => (Outcome::Delivered { id: event.id }, "delivered"),

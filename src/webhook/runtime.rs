@@ -20,6 +20,9 @@ use crate::upstream::{EndpointUrl, Upstream, UpstreamOptions};
 
 /// Events waiting to be committed at once; past it a request on a webhook route gets 503.
 pub const COMMIT_QUEUE: usize = 4096;
+/// Undelivered events the outbox holds at most (a receiver down for days behind a busy route);
+/// past it, webhook routes answer 503 until deliveries bring it back under.
+pub const MAX_PENDING: u64 = 1_000_000;
 
 /// How one route's events are delivered: the receiver, the signing keys and the pace.
 pub struct RouteDelivery {
@@ -104,6 +107,9 @@ impl Webhooks {
             // still delivered.
             routes.insert(d.route.clone(), Arc::new(d));
         }
+        drop(routes);
+        // The delivery loop may be waiting for a table with webhooks.
+        self.committed.notify_one();
         Ok(())
     }
 
@@ -164,7 +170,15 @@ impl Webhooks {
         // Its own connection, so commits never wait behind the delivery loop's claims.
         let started = Store::open(self.store.dir())
             .map_err(|e| e.to_string())
-            .and_then(|store| GroupCommit::start(store, COMMIT_QUEUE).map_err(|e| e.to_string()))
+            .and_then(|store| {
+                GroupCommit {
+                    capacity: COMMIT_QUEUE,
+                    max_pending: Some(MAX_PENDING),
+                    ..GroupCommit::default()
+                }
+                .spawn(store)
+                .map_err(|e| e.to_string())
+            })
             .map_err(|e| format!("the webhook outbox cannot be opened: {e}"))?;
         *appender = Some(started.clone());
         Ok(started)
@@ -176,6 +190,12 @@ impl Webhooks {
     pub(super) fn probe(&self) -> bool {
         let written = self.appender().and_then(|_| {
             let store = self.store.get()?;
+            let pending = store.pending_count().map_err(|e| e.to_string())?;
+            if pending >= MAX_PENDING {
+                return Err(format!(
+                    "the outbox holds {pending} undelivered events, its limit"
+                ));
+            }
             store
                 .try_lease("outbox-probe", &self.holder, Duration::from_secs(1))
                 .map_err(|e| e.to_string())
