@@ -150,46 +150,59 @@ async fn take_lease(hooks: &Arc<Webhooks>) -> bool {
     }
 }
 
-/// Claims what the routes with room may start now.
+/// Claims what the routes with room may start now: for each route, at most its free places
+/// under `max_in_flight` (and what its `rate` allows), in commit order.
 async fn claim(
     hooks: &Arc<Webhooks>,
     in_flight: &HashMap<String, usize>,
     paces: &mut HashMap<String, Pace>,
 ) -> Vec<DueEvent> {
     let now = Instant::now();
-    let mut skip = Vec::new();
-    let mut room = 0usize;
     let routes: Vec<Arc<RouteDelivery>> = lock(&hooks.routes).values().cloned().collect();
+    let mut wanted: Vec<(String, usize, Duration)> = Vec::new();
     for r in &routes {
+        if hooks.is_paused(&r.route) {
+            continue;
+        }
         let busy = in_flight.get(&r.route).copied().unwrap_or(0);
-        let mut free = r.spec.max_in_flight.saturating_sub(busy);
+        let mut free = r.spec.max_in_flight.saturating_sub(busy).min(MAX_CLAIM);
         if let Some(rate) = r.spec.rate {
             let pace = paces
                 .entry(r.route.clone())
                 .or_insert_with(|| Pace::new(rate, now));
             free = pace.take(free, now);
         }
-        if free == 0 || hooks.is_paused(&r.route) {
-            skip.push(r.route.clone());
+        if free > 0 {
+            // Hidden from other claims while in flight; due again after a crash.
+            wanted.push((r.route.clone(), free, r.spec.timeout + Duration::from_secs(5)));
         }
-        room += free;
     }
-    if room == 0 {
+    if wanted.is_empty() {
         return Vec::new();
     }
+    let known: Vec<String> = routes.iter().map(|r| r.route.clone()).collect();
     let h = Arc::clone(hooks);
-    let claim_for = routes
-        .iter()
-        .map(|r| r.spec.timeout)
-        .max()
-        .unwrap_or(Duration::from_secs(30))
-        + Duration::from_secs(5);
     let claimed = blocking(move || {
         let store = h.store()?;
-        let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
-        store
-            .claim_due(now_ms(), room.min(MAX_CLAIM), &skip, claim_for)
-            .map_err(|e| e.to_string())
+        // Every route with events, known here or not (a route no table of this process has:
+        // its events wait, listed, until a table has it again).
+        let mut all = known;
+        all.extend(store.stats(now_ms()).map_err(|e| e.to_string())?.routes.into_keys());
+        all.sort();
+        all.dedup();
+        let mut claimed = Vec::new();
+        for (route, free, claim_for) in wanted {
+            let others: Vec<&str> = all
+                .iter()
+                .map(String::as_str)
+                .filter(|r| *r != route)
+                .collect();
+            let mut due = store
+                .claim_due(now_ms(), free, &others, claim_for)
+                .map_err(|e| e.to_string())?;
+            claimed.append(&mut due);
+        }
+        Ok(claimed)
     })
     .await;
     claimed.unwrap_or_else(|e| {
