@@ -1,14 +1,19 @@
 //! `GET /`: the migration dashboard. One server-rendered page (no scripts; it refreshes itself):
 //! each route with what it matches, where it sends traffic and how much went where, read from the
-//! same registry `/metrics` serves; and each shadowed route with what its comparisons found, read
-//! from the same report `/api/shadow` serves.
+//! same registry `/metrics` serves; each shadowed route with what its comparisons found, read
+//! from the same report `/api/shadow` serves; and each webhook route's outbox counts, read from
+//! the same store `/api/webhooks` reads ([`WebhookSummary::read`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::time::Duration;
 
 use crate::metrics::{Metrics, FALLBACKS_TOTAL, REQUESTS_TOTAL};
 use crate::routing::{RouteTable, Target};
 use crate::shadow::report::RouteReport;
+use crate::store::RouteStats;
+use crate::webhook::deliver::now_ms;
+use crate::webhook::Webhooks;
 
 /// Differing paths shown per shadowed route, most frequent first; `/api/shadow` has them all.
 const TOP_DIFFERENCES: usize = 5;
@@ -53,6 +58,56 @@ fn counts(metrics: &Metrics) -> HashMap<String, RouteCounts> {
     out
 }
 
+/// What the dashboard shows of the webhook outbox.
+#[derive(Debug, Clone)]
+pub struct WebhookSummary {
+    /// Whether the outbox takes writes (webhook routes answer 503 while it does not).
+    pub writable: bool,
+    /// Each webhook route's counts, by name, or why the outbox could not be read.
+    pub routes: Result<Vec<WebhookRoute>, String>,
+}
+
+/// One webhook route's line on the dashboard.
+#[derive(Debug, Clone)]
+pub struct WebhookRoute {
+    pub name: String,
+    pub stats: RouteStats,
+    pub paused: bool,
+}
+
+impl WebhookSummary {
+    /// Reads the counts as `GET /api/webhooks` does: the routes the server delivers for and any
+    /// other route with events stored. Blocks (the store); a server that never had a webhook
+    /// route does not open the store for it.
+    pub fn read(hooks: &Webhooks) -> WebhookSummary {
+        let mut names = hooks.route_names();
+        let routes = if names.is_empty() {
+            Ok(Vec::new())
+        } else {
+            hooks
+                .store()
+                .and_then(|store| store.stats(now_ms()).map_err(|e| e.to_string()))
+                .map(|stats| {
+                    names.extend(stats.routes.keys().cloned());
+                    names.sort();
+                    names.dedup();
+                    names
+                        .into_iter()
+                        .map(|name| WebhookRoute {
+                            stats: stats.routes.get(&name).cloned().unwrap_or_default(),
+                            paused: hooks.is_paused(&name),
+                            name,
+                        })
+                        .collect()
+                })
+        };
+        WebhookSummary {
+            writable: hooks.writable(),
+            routes,
+        }
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -60,11 +115,13 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The dashboard page for the running table; `shadow` is `GET /api/shadow`'s report.
+/// The dashboard page for the running table; `shadow` is `GET /api/shadow`'s report and
+/// `webhooks` what [`WebhookSummary::read`] found.
 pub fn render(
     table: &RouteTable,
     metrics: &Metrics,
     shadow: &BTreeMap<String, RouteReport>,
+    webhooks: &WebhookSummary,
 ) -> String {
     let counts = counts(metrics);
     let mut rows = String::new();
@@ -144,12 +201,14 @@ th {{ background: #f4f4f4; }} code {{ font-size: .9em; }}
 <table><tr><th>route</th><th>matches</th><th>sends to</th><th>fallback</th><th>plugins</th><th>served by</th><th>5xx</th><th>fallbacks</th></tr>
 {rows}</table>
 <h2>Shadow traffic</h2>
-{shadow}<h2>Upstreams</h2>
+{shadow}<h2>Webhooks</h2>
+{webhooks}<h2>Upstreams</h2>
 <table><tr><th>upstream</th><th>endpoint</th><th>from</th><th>health</th></tr>
 {endpoints}</table>
 </body></html>
 "#,
         shadow = shadow_section(table, shadow),
+        webhooks = webhook_section(table, webhooks),
         endpoints = endpoint_rows(table),
         version = esc(&table.version),
         loaded = esc(&crate::reload::rfc3339(table.loaded_at)),
@@ -216,6 +275,83 @@ fn shadow_section(table: &RouteTable, report: &BTreeMap<String, RouteReport>) ->
     )
 }
 
+/// One row per webhook route: what it delivers, and its events pending, delivered and dead.
+fn webhook_section(table: &RouteTable, summary: &WebhookSummary) -> String {
+    let routes = match &summary.routes {
+        Ok(routes) => routes,
+        Err(why) => return format!("<p><b>outbox unreadable: {}</b></p>\n", esc(why)),
+    };
+    if routes.is_empty() {
+        return "<p>No route sends webhooks; give one a <code>[routes.webhook]</code> to tell the \
+                legacy app about the writes a new service takes.</p>\n"
+            .to_string();
+    }
+    let mut rows = String::new();
+    for r in routes {
+        let spec = table
+            .routes
+            .iter()
+            .find(|t| *t.name == r.name)
+            .and_then(|t| t.action.emitter.as_ref())
+            .map(|e| &e.spec);
+        let delivers = spec.map_or("— (no longer in the table)".to_string(), |s| {
+            format!("{} to {}", s.event, receiver(&s.url))
+        });
+        let s = &r.stats;
+        let oldest = s.oldest_pending_age.map_or("—".to_string(), |age| {
+            humantime::format_duration(Duration::from_secs(age.as_secs())).to_string()
+        });
+        // Route names are [a-z0-9-]+ (config::checks), so the name needs no percent-encoding.
+        let dead = if s.dead == 0 {
+            "0".to_string()
+        } else {
+            format!(
+                "<b>{}</b> (<a href=\"/api/webhooks/dead?route={}\">list</a>)",
+                s.dead,
+                esc(&r.name)
+            )
+        };
+        let _ = writeln!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{dead}</td><td>{}</td></tr>",
+            esc(&r.name),
+            esc(&delivers),
+            s.pending,
+            esc(&oldest),
+            s.delivered,
+            if r.paused { "<b>paused</b>" } else { "no" },
+        );
+    }
+    let outbox = if summary.writable {
+        "The outbox takes writes."
+    } else {
+        "<b>The outbox cannot be written: webhook routes answer 503 until a write succeeds.</b>"
+    };
+    format!(
+        "<p>Writes through new services, told to the legacy app as signed deliveries. {outbox} \
+         JSON: <a href=\"/api/webhooks\">/api/webhooks</a>.</p>\n\
+         <table><tr><th>route</th><th>delivers</th><th>pending</th><th>oldest pending</th>\
+         <th>delivered</th><th>dead</th><th>paused</th></tr>\n{rows}</table>\n"
+    )
+}
+
+/// The webhook URL without credentials or query (either may hold a secret).
+fn receiver(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => {
+            let host = uri.authority().map_or("", |a| {
+                a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, h)| h)
+            });
+            format!(
+                "{}://{host}{}",
+                uri.scheme_str().unwrap_or("http"),
+                uri.path()
+            )
+        }
+        Err(_) => "(an invalid URL)".to_string(),
+    }
+}
+
 /// `99.9% (999 of 1000)`, rounded down so that a single mismatch never shows as 100%.
 fn match_rate(r: &RouteReport) -> String {
     if r.compared == 0 {
@@ -270,6 +406,13 @@ fn endpoint_rows(table: &RouteTable) -> String {
 mod tests {
     use super::*;
 
+    fn no_webhooks() -> WebhookSummary {
+        WebhookSummary {
+            writable: true,
+            routes: Ok(Vec::new()),
+        }
+    }
+
     #[test]
     fn the_page_lists_every_route_and_escapes_what_it_shows() {
         let table = crate::config::load_str(
@@ -281,7 +424,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let page = render(&table, &Metrics::new(), &BTreeMap::new());
+        let page = render(&table, &Metrics::new(), &BTreeMap::new(), &no_webhooks());
         assert!(
             page.contains("dash-a") && page.contains("dash-split") && page.contains(">default<")
         );
@@ -293,6 +436,7 @@ mod tests {
             "the route's plugin chain is shown"
         );
         assert!(page.contains("No route mirrors its traffic"));
+        assert!(page.contains("No route sends webhooks"));
     }
 
     /// Paths in the report come from response bodies: a hostile one is shown as text.
@@ -328,6 +472,7 @@ mod tests {
             &table,
             &Metrics::new(),
             &BTreeMap::from([("items".to_string(), report)]),
+            &no_webhooks(),
         );
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("<code>/&lt;script&gt;alert(1)&lt;/script&gt;</code> ×9"));
@@ -347,5 +492,70 @@ mod tests {
         assert!(!page.contains("/k4"));
         assert!(page.contains("<code>/a&amp;b</code><br><code>header:x-trace</code>"));
         assert!(page.contains(r#"<a href="/api/shadow/samples?route=items">samples</a>"#));
+    }
+
+    /// Route names cannot hold markup ([a-z0-9-]+), but the error text can: both go through `esc`.
+    #[test]
+    fn each_webhook_route_shows_its_counts_and_an_unreadable_outbox_says_why_escaped() {
+        let table = crate::config::load_str(
+            "[proxy]\ndefault = \"legacy\"\n[upstreams.legacy]\nurl = \"http://127.0.0.1:1\"\n\
+             [upstreams.orders]\nurl = \"http://127.0.0.1:2\"\n\
+             [[routes]]\nname = \"orders-create\"\npath = \"/orders\"\nupstream = \"orders\"\n\
+             [routes.webhook]\nurl = \"http://user:pw@legacy:8001/sync/orders?token=t0p\"\n\
+             event = \"order.created\"\nsecret_env = \"X\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let route = |name: &str, pending, delivered, dead, age: Option<u64>, paused| WebhookRoute {
+            name: name.to_string(),
+            stats: RouteStats {
+                pending,
+                delivered,
+                dead,
+                oldest_pending_created_ms: age.map(|_| 0),
+                oldest_pending_age: age.map(Duration::from_millis),
+            },
+            paused,
+        };
+        let summary = WebhookSummary {
+            writable: false,
+            routes: Ok(vec![
+                route("orders-create", 3, 17, 2, Some(125_400), true),
+                route("gone-route", 0, 5, 0, None, false),
+            ]),
+        };
+        let page = render(&table, &Metrics::new(), &BTreeMap::new(), &summary);
+        assert!(
+            page.contains(
+                "<tr><td>orders-create</td><td>order.created to http://legacy:8001/sync/orders</td>\
+                 <td>3</td><td>2m 5s</td><td>17</td><td><b>2</b> \
+                 (<a href=\"/api/webhooks/dead?route=orders-create\">list</a>)</td>\
+                 <td><b>paused</b></td></tr>"
+            ),
+            "{page}"
+        );
+        assert!(
+            !page.contains("t0p") && !page.contains("pw@"),
+            "no secrets from the URL"
+        );
+        assert!(page.contains(
+            "<tr><td>gone-route</td><td>— (no longer in the table)</td><td>0</td><td>—</td>\
+             <td>5</td><td>0</td><td>no</td></tr>"
+        ));
+        assert!(page.contains("The outbox cannot be written"));
+
+        let unreadable = WebhookSummary {
+            writable: true,
+            routes: Err("disk <full> & \"gone\"".to_string()),
+        };
+        let page = render(&table, &Metrics::new(), &BTreeMap::new(), &unreadable);
+        assert!(
+            page.contains("outbox unreadable: disk &lt;full&gt; &amp; &quot;gone&quot;"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<h2>Upstreams</h2>"),
+            "the rest of the page is still there"
+        );
     }
 }

@@ -22,6 +22,7 @@ use crate::proxy::SharedTable;
 use crate::reload::{Outcome, Reloader, Trigger};
 use crate::shadow::Shadows;
 use crate::webhook::Webhooks;
+use dashboard::WebhookSummary;
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -98,10 +99,19 @@ impl Admin {
             "/" if get => {
                 let table = self.table.load();
                 let shadow = self.shadows.report(&table);
+                // The outbox's counts are a store read: off the async runtime, as /api/webhooks.
+                let hooks = Arc::clone(&self.webhooks);
+                let webhooks = tokio::task::spawn_blocking(move || WebhookSummary::read(&hooks))
+                    .await
+                    .unwrap_or_else(|e| WebhookSummary {
+                        writable: self.webhooks.writable(),
+                        routes: Err(format!("the outbox task failed: {e}")),
+                    });
                 Reply {
                     status: 200,
                     content_type: "text/html; charset=utf-8",
-                    body: dashboard::render(&table, &self.metrics, &shadow).into_bytes(),
+                    body: dashboard::render(&table, &self.metrics, &shadow, &webhooks)
+                        .into_bytes(),
                 }
             }
             "/healthz" if get => Reply {
