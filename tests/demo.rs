@@ -1,6 +1,7 @@
 //! `ficus demo` does what it prints: every curl line is answered by the upstream its comment
-//! names, the sticky split keeps each user on one side, and the shadowed route's report shows the
-//! difference the demo plants and the noise it learns.
+//! names, the sticky split keeps each user on one side, the shadowed route's report shows the
+//! difference the demo plants and the noise it learns, and an order the new service creates
+//! reaches the legacy app as a webhook that legacy verifies.
 
 #[path = "support/admin.rs"]
 mod admin_support;
@@ -9,7 +10,9 @@ mod support;
 use std::net::{SocketAddr, TcpListener};
 
 use admin_support::eventually;
-use ficus::demo::{Demo, DemoStep, SERVED_BY, SHADOWED_ROUTE};
+use ficus::demo::{
+    Demo, DemoStep, RECEIVED_PATH, SERVED_BY, SHADOWED_ROUTE, SYNC_PATH, WEBHOOK_ROUTE,
+};
 use serde_json::Value;
 
 fn free_addr() -> SocketAddr {
@@ -58,7 +61,9 @@ async fn send(
         .send()
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", step.curl));
-    assert_eq!(response.status(), 200, "{}", step.curl);
+    // 201 for a created order, 200 for the rest.
+    let expected = if step.method == "POST" { 201 } else { 200 };
+    assert_eq!(response.status(), expected, "{}", step.curl);
     let served_by = response
         .headers()
         .get(SERVED_BY)
@@ -260,4 +265,123 @@ async fn the_demo_keeps_its_data_dir_out_of_the_repository_and_removes_it() {
     assert!(dir.is_dir());
     stop_demo(demo).await;
     assert!(!dir.exists(), "{} was left behind", dir.display());
+}
+
+/// The order step whose user the split sends to `side`.
+fn order_step(demo: &Demo, side: &str) -> DemoStep {
+    demo.steps
+        .iter()
+        .find(|s| s.method == "POST" && s.expect_served_by == side)
+        .unwrap_or_else(|| panic!("an order step answered by {side}"))
+        .clone()
+}
+
+/// What the demo's legacy app says it accepted at its webhook endpoint.
+async fn received(client: &reqwest::Client, demo: &Demo) -> Vec<Value> {
+    let url = format!("{}{RECEIVED_PATH}", demo.legacy_url);
+    let body = client.get(url).send().await.unwrap().bytes().await.unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v["received"].as_array().expect("a received list").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_the_new_service_creates_reaches_legacy_as_a_verified_webhook() {
+    let demo = start_demo().await;
+    let client = client();
+    let (served_by, order) = send(&client, &demo, &order_step(&demo, "orders")).await;
+    assert_eq!(served_by, "orders");
+    let order_id = order["id"].clone();
+    assert!(order_id.is_u64(), "the created order has an id: {order}");
+    assert_eq!(order["item"], "book", "{order}");
+
+    let counts = eventually("the event delivered", || async {
+        let v = admin_json(&client, &demo, "/api/webhooks").await?;
+        if v["routes"][WEBHOOK_ROUTE]["delivered"] == 1 {
+            Ok(v)
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
+    assert_eq!(counts["pending"], 0, "{counts}");
+    assert_eq!(counts["dead"], 0, "legacy accepted the signature: {counts}");
+
+    // Legacy verified it with its own HMAC; it lists what it accepted.
+    let accepted = received(&client, &demo).await;
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0]["type"], "order.created");
+    assert_eq!(accepted[0]["order_id"], order_id);
+    assert!(accepted[0]["webhook_id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("msg_")));
+
+    // An order legacy creates itself is not sent back to it.
+    let (served_by, _) = send(&client, &demo, &order_step(&demo, "legacy")).await;
+    assert_eq!(served_by, "legacy");
+    let counts = admin_json(&client, &demo, "/api/webhooks").await.unwrap();
+    assert_eq!(
+        counts["pending"].as_u64().unwrap_or(1) + counts["delivered"].as_u64().unwrap_or(0),
+        1,
+        "{counts}"
+    );
+
+    // The banner prints the lines to see all of this, and the dashboard shows the counts.
+    let banner = demo.banner();
+    assert!(
+        banner.contains(&format!("{}\n", demo.webhooks_curl())),
+        "{banner}"
+    );
+    assert!(banner.contains(&demo.received_curl()), "{banner}");
+    let page = client
+        .get(format!("{}/", demo.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<h2>Webhooks</h2>"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "<tr><td>{WEBHOOK_ROUTE}</td><td>order.created to "
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>0</td><td>—</td><td>1</td><td>0</td><td>no</td>"),
+        "{page}"
+    );
+    stop_demo(demo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_app_refuses_a_delivery_whose_signature_is_not_ficus_s() {
+    let demo = start_demo().await;
+    let client = client();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = client
+        .post(format!("{}{SYNC_PATH}", demo.legacy_url))
+        .header("webhook-id", "msg_forged")
+        .header("webhook-timestamp", now.to_string())
+        .header(
+            "webhook-signature",
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        )
+        .body(r#"{"type":"order.created"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let unsigned = client
+        .post(format!("{}{SYNC_PATH}", demo.legacy_url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(received(&client, &demo).await.is_empty());
+    stop_demo(demo).await;
 }

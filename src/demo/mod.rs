@@ -5,18 +5,22 @@
 //! its own runtimes for ficus). Each answers JSON naming itself and sets `x-served-by`, so every
 //! curl line the demo prints shows which side answered. The route table is ordinary TOML with the
 //! real ports filled in, loaded by [`crate::config::load_str`]; its `data_dir` (the shadow
-//! samples' store) is a directory of the demo's own under the system temp dir, removed on exit.
+//! samples' store and the webhook outbox) is a directory of the demo's own under the system temp
+//! dir, removed on exit. The orders the new service creates reach legacy as signed webhooks, which
+//! legacy verifies and logs ([`receiver`]).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use http::{HeaderMap, HeaderValue, Method};
-
-use crate::routing::{RequestHead, RouteTable};
 
 mod apps;
+mod receiver;
+mod steps;
 use apps::serve;
+use receiver::Receiver;
+pub use receiver::{RECEIVED_PATH, SECRET_ENV, SYNC_PATH};
+pub use steps::{DemoStep, ORDER_BODY};
 
 pub const LEGACY: &str = "legacy";
 pub const ORDERS: &str = "orders";
@@ -24,6 +28,8 @@ pub const ORDERS: &str = "orders";
 pub const PRODUCTS: &str = "products";
 /// The route whose requests legacy answers and [`PRODUCTS`] shadows.
 pub const SHADOWED_ROUTE: &str = "products-read";
+/// The route whose orders created by [`ORDERS`] are sent to legacy as webhooks.
+pub const WEBHOOK_ROUTE: &str = "orders-create";
 /// The response header every app sets.
 pub const SERVED_BY: &str = "x-served-by";
 
@@ -67,6 +73,14 @@ methods = ["POST"]
 split = { orders = 50, legacy = 50 }
 sticky = "header:x-user-id"
 
+  [routes.webhook]                # legacy hears about the orders the new service creates
+  url = "http://127.0.0.1:{legacy}/sync/orders"
+  event = "order.created"
+  secret_env = "{secret_env}"  # a random whsec_ secret the demo makes
+  key = "/id"                     # one order's events are delivered in order
+  retries = ["1s", "10s", "1m"]   # short, for a demo
+                                  # `from` is every upstream but legacy: its own orders send nothing
+
 [[routes]]                        # opt-in beta by query parameter
 name = "catalog-beta"
 path = "/api/catalog/*"
@@ -99,40 +113,6 @@ upstream = "reports"
 fallback = "legacy"
 "#;
 
-/// What the demo shows, one step a line: `answered by | what it shows | METHOD path | header`.
-/// `{user:SIDE}` is a user id that the split sends to SIDE.
-const STEPS: &str = "
-orders | version routing: a 2.x client reads orders from the new service | GET /api/orders/42 | x-client-version: 2.1
-legacy | an older client stays on legacy | GET /api/orders/42 | x-client-version: 1.9
-orders | the version can come from the User-Agent | GET /api/orders/42 | user-agent: DemoApp/2.4.0
-orders | sticky 50/50 split: this user always lands on the new service | POST /api/orders | x-user-id: {user:orders}
-legacy | sticky 50/50 split: this user always stays on legacy | POST /api/orders | x-user-id: {user:legacy}
-orders | opt-in beta by query parameter | GET /api/catalog/shoes?beta=1 |
-legacy | shadowing: legacy answers, ficus compares the products service's answer to a copy | GET /api/products/42 |
-legacy | the new service answers 503: ficus replays the GET to legacy | GET /api/invoices/7 |
-legacy | the reports service is down: ficus falls back to legacy | GET /api/reports/daily |
-legacy | no route matches: the default upstream | GET /about |
-";
-
-/// The body the demo's POST steps send.
-pub const ORDER_BODY: &str = r#"{"item":"book"}"#;
-
-/// One thing to try against the demo, and the upstream that should answer it.
-#[derive(Debug, Clone)]
-pub struct DemoStep {
-    pub what: &'static str,
-    pub method: Method,
-    /// Path and query.
-    pub path: &'static str,
-    pub header: Option<(&'static str, String)>,
-    /// [`ORDER_BODY`] for POSTs.
-    pub body: Option<&'static str>,
-    /// The same request as a curl command line.
-    pub curl: String,
-    /// `legacy` or `orders`: the `x-served-by` of the answer.
-    pub expect_served_by: &'static str,
-}
-
 /// A running demo; dropping it stops the apps and ficus.
 pub struct Demo {
     pub proxy_url: String,
@@ -163,8 +143,9 @@ impl Demo {
     /// What runs where, then the curl lines, each after a comment saying what it shows.
     pub fn banner(&self) -> String {
         let mut out = format!(
-            "ficus demo\n  legacy app        {}   the monolith being strangled\n  orders service    {}   \
-             the new service\n  products service  {}   under test: shadowed, never answers a client\n  \
+            "ficus demo\n  legacy app        {}   the monolith being strangled; takes webhooks at \
+             {SYNC_PATH}\n  orders service    {}   the new service\n  products service  {}   \
+             under test: shadowed, never answers a client\n  \
              reports service (down on purpose: its route falls back to legacy)\n  \
              ficus             {}   in front of them, route table {}\n\n\
              Try these (x-served-by says who answered):\n\n",
@@ -186,12 +167,18 @@ impl Demo {
             Some(relative.display().to_string())
         });
         out + &format!(
-            "What the shadow found: 1 mismatch per products request, at /price (legacy sends a \
+            "What legacy heard: each order the new service creates is stored as an order.created \
+             event before the client gets its 201, then delivered to legacy's {SYNC_PATH}, signed \
+             (Standard Webhooks); legacy checks the signature and logs one line per delivery. The \
+             outbox's counts:\n  {}\n\nThe deliveries legacy verified:\n  {}\n\n\
+             What the shadow found: 1 mismatch per products request, at /price (legacy sends a \
              string, the new service a number); answer_no is learned noise:\n  {}\n\n\
              The mismatches it kept, with both answers and the diff:\n  {}\n\n\
              Why a request went where it did:\n  {} explain --config {} GET /api/orders/42 \
-             -H 'x-client-version: 2.1'\n\nThe migration dashboard: {}/  (metrics: {}/metrics, \
-             routes: {}/api/routes)\n\nCtrl-C stops the demo.\n",
+             -H 'x-client-version: 2.1'\n\nThe migration dashboard (routes, shadow, webhooks): \
+             {}/  (metrics: {}/metrics, routes: {}/api/routes)\n\nCtrl-C stops the demo.\n",
+            self.webhooks_curl(),
+            self.received_curl(),
             self.shadow_report_curl(),
             self.shadow_samples_curl(),
             exe.as_deref().unwrap_or("ficus"),
@@ -200,6 +187,16 @@ impl Demo {
             self.admin_url,
             self.admin_url
         )
+    }
+
+    /// The curl line for `GET /api/webhooks`.
+    pub fn webhooks_curl(&self) -> String {
+        format!("curl -s {}/api/webhooks", self.admin_url)
+    }
+
+    /// The curl line for what legacy's webhook endpoint accepted.
+    pub fn received_curl(&self) -> String {
+        format!("curl -s {}{RECEIVED_PATH}", self.legacy_url)
     }
 
     /// The curl line for `GET /api/shadow`.
@@ -262,15 +259,17 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
 
 /// Starts the apps and ficus on `listen`, and returns once ficus accepts connections.
 pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
+    // First: it may set the secret's environment variable, which is done before threads start.
+    let secret = receiver::secret()?;
     let apps = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("ficus-demo-apps")
         .enable_all()
         .build()
         .context("cannot start the demo apps' runtime")?;
-    let legacy = serve(&apps, LEGACY)?;
-    let orders = serve(&apps, ORDERS)?;
-    let products = serve(&apps, PRODUCTS)?;
+    let legacy = serve(&apps, LEGACY, Some(Receiver::new(secret)?))?;
+    let orders = serve(&apps, ORDERS, None)?;
+    let products = serve(&apps, PRODUCTS, None)?;
     // A port that was free a moment ago and that nothing listens on: the "down" reports service.
     let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let admin = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -280,6 +279,7 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
         .replace("{listen}", &listen.to_string())
         .replace("{admin}", &admin.to_string())
         .replace("{data_dir}", &data_dir_toml)
+        .replace("{secret_env}", SECRET_ENV)
         .replace("{legacy}", &legacy.port().to_string())
         .replace("{orders}", &orders.port().to_string())
         .replace("{products}", &products.port().to_string())
@@ -290,7 +290,7 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
     std::fs::write(&table_file, &text)
         .with_context(|| format!("cannot write {}", table_file.display()))?;
     let proxy_url = format!("http://{listen}");
-    let steps = steps(&table, &proxy_url)?;
+    let steps = steps::steps(&table, &proxy_url)?;
     let server = crate::server::spawn(table).map_err(|e| {
         anyhow::anyhow!("{e:#} (choose another address with `ficus demo --listen 127.0.0.1:PORT`)")
     })?;
@@ -306,76 +306,4 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
         apps: Some(apps),
         _data_dir: data_dir,
     })
-}
-
-/// [`STEPS`], read into requests, with curl lines aimed at `proxy`.
-fn steps(table: &RouteTable, proxy: &str) -> anyhow::Result<Vec<DemoStep>> {
-    let field = |fields: &mut std::str::Split<'static, char>| fields.next().unwrap_or("").trim();
-    let mut steps = Vec::new();
-    for line in STEPS.lines().filter(|l| !l.trim().is_empty()) {
-        let mut fields = line.split('|');
-        let (expect_served_by, what) = (field(&mut fields), field(&mut fields));
-        let (method, path) = field(&mut fields)
-            .split_once(' ')
-            .with_context(|| format!("demo step {line:?}: expected `METHOD path`"))?;
-        let header = match field(&mut fields).split_once(": ") {
-            Some((name, value)) => {
-                let value = match value.strip_prefix("{user:") {
-                    Some(side) => sticky_user(table, side.trim_end_matches('}'))?,
-                    None => value.to_string(),
-                };
-                Some((name, value))
-            }
-            None => None,
-        };
-        let method: Method = method
-            .parse()
-            .with_context(|| format!("demo step {line:?}: bad method"))?;
-        let body = (method == Method::POST).then_some(ORDER_BODY);
-        let mut curl = String::from("curl -si");
-        if let Some((name, value)) = &header {
-            curl += &format!(" -H '{name}: {value}'");
-        }
-        if let Some(body) = body {
-            curl += &format!(" -H 'content-type: application/json' -d '{body}'");
-        }
-        curl += &format!(" '{proxy}{path}'");
-        steps.push(DemoStep {
-            what,
-            method,
-            path,
-            header,
-            body,
-            curl,
-            expect_served_by,
-        });
-    }
-    Ok(steps)
-}
-
-/// The first `user-N` whose orders the split sends to `side`, found with the real routing code.
-fn sticky_user(table: &RouteTable, side: &str) -> anyhow::Result<String> {
-    let want = *table
-        .upstream_ids
-        .get(side)
-        .with_context(|| format!("the demo table has no upstream {side}"))?;
-    let lands_on_side = |user: &String| {
-        let mut headers = HeaderMap::new();
-        let Ok(value) = HeaderValue::from_str(user) else {
-            return false;
-        };
-        headers.insert("x-user-id", value);
-        let head = RequestHead {
-            method: &Method::POST,
-            path: "/api/orders",
-            query: None,
-            headers: &headers,
-            client_ip: None,
-        };
-        table.decide(&head).upstream == want
-    };
-    (1..10_000)
-        .map(|n| format!("user-{n}"))
-        .find(lands_on_side)
-        .with_context(|| format!("no demo user lands on {side}"))
 }
