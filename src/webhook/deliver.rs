@@ -174,7 +174,11 @@ async fn claim(
         }
         if free > 0 {
             // Hidden from other claims while in flight; due again after a crash.
-            wanted.push((r.route.clone(), free, r.spec.timeout + Duration::from_secs(5)));
+            wanted.push((
+                r.route.clone(),
+                free,
+                r.spec.timeout + Duration::from_secs(5),
+            ));
         }
     }
     if wanted.is_empty() {
@@ -187,7 +191,13 @@ async fn claim(
         // Every route with events, known here or not (a route no table of this process has:
         // its events wait, listed, until a table has it again).
         let mut all = known;
-        all.extend(store.stats(now_ms()).map_err(|e| e.to_string())?.routes.into_keys());
+        all.extend(
+            store
+                .stats(now_ms())
+                .map_err(|e| e.to_string())?
+                .routes
+                .into_keys(),
+        );
         all.sort();
         all.dedup();
         let mut claimed = Vec::new();
