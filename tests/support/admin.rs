@@ -51,19 +51,29 @@ pub async fn exclusive() -> tokio::sync::RwLockWriteGuard<'static, ()> {
 /// applies a change on its own thread, after a debounce, by swapping the route table (an
 /// `ArcSwap`, which tells nobody) and counting the outcome in the metrics (which nobody can
 /// subscribe to). So the test looks again, over HTTP, at what a client would see.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let deadline = Instant::now() + DEADLINE;
+    eventually_within(what, DEADLINE, probe).await
+}
+
+/// [`eventually`] with another deadline, for a change that is known to take longer than
+/// [`DEADLINE`] (a lease that must expire first, say).
+pub async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         let last = match probe().await {
             Ok(value) => return value,
             Err(last) => last,
         };
         if Instant::now() > deadline {
-            panic!("{what}: not within {DEADLINE:?}; last seen: {last}");
+            panic!("{what}: not within {limit:?}; last seen: {last}");
         }
         tokio::time::sleep(POLL).await;
     }

@@ -87,6 +87,8 @@ pub struct Setup {
     proxy: String,
     /// Everything after `[proxy]`: upstreams and routes.
     body: String,
+    /// Variables set on every child this setup starts (a webhook's `secret_env`, say).
+    env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -101,9 +103,23 @@ impl Setup {
             admin: free_addr(),
             proxy: proxy.to_string(),
             body: body.to_string(),
+            env: Vec::new(),
         };
         setup.write();
         setup
+    }
+
+    /// Sets `name` to `value` in the environment of every child started from now on (the test
+    /// process's own environment is left alone).
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
+    /// Points this setup at `data_dir` (another setup's, for two processes sharing one store, as
+    /// during `ficus run --upgrade`) and rewrites its table.
+    pub fn share_data_dir(&mut self, data_dir: &Path) {
+        self.data_dir = data_dir.to_path_buf();
+        self.write();
     }
 
     /// The table with this setup's `[proxy]` and another `body`.
@@ -139,7 +155,7 @@ impl Setup {
         let mut all: Vec<&OsStr> = vec![OsStr::new("run"), OsStr::new("--config")];
         all.push(self.config.as_os_str());
         all.extend(args.iter().map(OsStr::new));
-        FicusProcess::spawn(name, &self.dir.path, &all)
+        FicusProcess::spawn_with_env(name, &self.dir.path, &all, &self.env)
     }
 
     /// Starts `ficus run` and waits until it serves (see [`FicusProcess::wait_ready`]). Another
@@ -181,6 +197,16 @@ pub struct FicusProcess {
 impl FicusProcess {
     /// Starts the binary with `args`; stdout and stderr go to `DIR/NAME.log`.
     pub fn spawn(name: &str, dir: &Path, args: &[&OsStr]) -> FicusProcess {
+        FicusProcess::spawn_with_env(name, dir, args, &[])
+    }
+
+    /// [`FicusProcess::spawn`] with these variables set in the child's environment.
+    pub fn spawn_with_env(
+        name: &str,
+        dir: &Path,
+        args: &[&OsStr],
+        env: &[(String, String)],
+    ) -> FicusProcess {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).expect("create the log file");
         let err = out.try_clone().expect("clone the log file");
@@ -191,6 +217,7 @@ impl FicusProcess {
             .stderr(Stdio::from(err))
             .env("RUST_LOG", "info")
             .env_remove("RUST_BACKTRACE")
+            .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
             .spawn()
             .expect("start the ficus binary");
         FicusProcess {
