@@ -5,7 +5,11 @@ use ficus_plugin::PluginKind;
 
 /// Every built-in kind.
 pub fn kinds() -> &'static [&'static dyn PluginKind] {
-    &[&ficus_plugin_respond::Kind]
+    &[
+        &ficus_plugin_respond::Kind,
+        &ficus_plugin_headers::Kind,
+        &ficus_plugin_rewrite::Kind,
+    ]
 }
 
 /// The kind named `name`.
