@@ -10,6 +10,7 @@ pub fn kinds() -> &'static [&'static dyn PluginKind] {
         &ficus_plugin_headers::Kind,
         &ficus_plugin_rewrite::Kind,
         &ficus_plugin_rate_limit::Kind,
+        &ficus_plugin_jwt::Kind,
     ]
 }
 

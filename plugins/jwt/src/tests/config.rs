@@ -1,0 +1,132 @@
+//! Problems in a `jwt` section, each at its line and column.
+
+use super::*;
+
+#[test]
+fn a_secret_variable_that_is_not_set_is_reported_at_its_value() {
+    let text = "issuer = \"me\"\nsecret_env = \"FICUS_JWT_TEST_UNSET\"\n";
+    let (built, diags) = build("unset", text);
+    assert!(built.is_none());
+    assert_eq!(positions(text, &diags), ["2:14"]);
+    assert!(diags.errors[0].message.contains("is not set"));
+}
+
+#[test]
+fn every_bad_value_is_reported_where_it_is() {
+    set_env("FICUS_JWT_TEST_BADVALUES", "s3cret");
+    let text = concat!(
+        "secret_env = \"FICUS_JWT_TEST_BADVALUES\"\n",
+        "leeway = \"soon\"\n",
+        "jwks_refresh = \"5m\"\n",
+        "cookie = \"a b\"\n",
+        "claims_to_headers = { sub = \"x user\", email = \"authorization\" }\n",
+        "required_claims = [\"\"]\n",
+        "audiense = \"orders\"\n",
+    );
+    let (built, diags) = build("badvalues", text);
+    assert!(built.is_none());
+    let mut at = positions(text, &diags);
+    at.sort();
+    assert_eq!(
+        at,
+        ["2:10", "3:16", "4:10", "5:29", "5:47", "6:20", "7:1"],
+        "{:?}",
+        diags.errors
+    );
+    let misspelt = diags
+        .errors
+        .iter()
+        .find(|e| e.message.contains("audiense"))
+        .expect("the unknown key");
+    assert_eq!(misspelt.hint.as_deref(), Some("did you mean \"audience\"?"));
+}
+
+#[test]
+fn a_section_needs_exactly_one_source_of_keys() {
+    let (built, diags) = build("nokeys", "issuer = \"me\"");
+    assert!(built.is_none());
+    assert!(diags.errors[0]
+        .message
+        .contains("no key to verify tokens with"));
+    assert_eq!(diags.errors[0].span.start, 0, "reported at the section");
+
+    let text = "public_key = \"a.pem\"\njwks = \"b.json\"\n";
+    let (built, diags) = build("twokeys", text);
+    assert!(built.is_none());
+    assert_eq!(positions(text, &diags), ["2:8"]);
+    assert!(diags.errors[0].message.contains("cannot both be given"));
+}
+
+#[test]
+fn key_files_that_cannot_be_read_are_reported_at_their_path() {
+    let (_dir, garbage) = temp_file("key.pem", "not a key");
+    let text = format!("public_key = '{garbage}'");
+    let (built, diags) = build("garbage-pem", &text);
+    assert!(built.is_none());
+    assert_eq!(positions(&text, &diags), ["1:14"]);
+    assert!(diags.errors[0].message.contains("no RSA, EC or Ed25519"));
+
+    let (_dir, set) = temp_file(
+        "jwks.json",
+        r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#,
+    );
+    let text = format!("jwks = '{set}'");
+    let (built, diags) = build("oct-jwks", &text);
+    assert!(
+        built.is_none(),
+        "a shared secret in a JWKS is not a signature key"
+    );
+    assert_eq!(positions(&text, &diags), ["1:8"]);
+
+    let text = "jwks = \"ftp://id.example/jwks.json\"";
+    let (_, diags) = build("ftp-jwks", text);
+    assert_eq!(positions(text, &diags), ["1:8"]);
+}
+
+#[test]
+fn a_refresh_interval_needs_a_jwks() {
+    let text = "public_key = '/nonexistent.pem'\njwks_refresh = \"1m\"\n";
+    let (_, diags) = build("refresh-without-jwks", text);
+    let at = positions(text, &diags);
+    assert!(at.contains(&"2:16".to_string()), "{:?}", diags.errors);
+}
+
+#[test]
+fn a_realm_goes_into_every_challenge() {
+    set_env("FICUS_JWT_TEST_REALM", "s3cret");
+    let filter = jwt(
+        "realm",
+        "secret_env = \"FICUS_JWT_TEST_REALM\"\nrealm = \"orders\"",
+    );
+    let (answer, _, _) = run(&filter, &[]);
+    assert_eq!(
+        answer.expect("refused").headers["www-authenticate"],
+        "Bearer realm=\"orders\""
+    );
+    let (answer, _, _) = run(&filter, &[("authorization", "Bearer nonsense")]);
+    assert_eq!(
+        answer.expect("refused").headers["www-authenticate"],
+        "Bearer realm=\"orders\", error=\"invalid_token\", error_description=\"the token is malformed\""
+    );
+}
+
+#[test]
+fn a_reload_that_keeps_the_section_keeps_its_cache_and_a_changed_one_does_not() {
+    set_env("FICUS_JWT_TEST_RELOAD", "s3cret");
+    let text = "secret_env = \"FICUS_JWT_TEST_RELOAD\"\nissuer = \"me\"";
+    let first = jwt("reload", text);
+    let again = jwt("reload", text);
+    assert!(Arc::ptr_eq(shared_of(&first), shared_of(&again)));
+    passes(&first, &hs256("s3cret", &claims(json!({ "iss": "me" }))));
+    assert_eq!(
+        shared_of(&again).cache.len(),
+        1,
+        "the new table sees the cache"
+    );
+
+    let changed = jwt(
+        "reload",
+        "secret_env = \"FICUS_JWT_TEST_RELOAD\"\nissuer = \"you\"",
+    );
+    assert!(!Arc::ptr_eq(shared_of(&first), shared_of(&changed)));
+}
