@@ -69,7 +69,11 @@ pub async fn run(hooks: Arc<Webhooks>, mut shutdown: ShutdownWatch) {
         }
         // The holder renews every third of the lease; another process asks every second, so a
         // hand-over (or a takeover after a crash) is quick once the lease is free.
-        let every = if leased { LEASE_TTL / 3 } else { Duration::from_secs(1) };
+        let every = if leased {
+            LEASE_TTL / 3
+        } else {
+            Duration::from_secs(1)
+        };
         if lease_checked.elapsed() >= every && !lock(&hooks.routes).is_empty() {
             lease_checked = Instant::now();
             leased = take_lease(&hooks).await;
