@@ -132,12 +132,17 @@ as_root() {
 # Installs the missing tools from Debian's packages. The packages' own services (a system nginx
 # on port 80, a system haproxy) are kept from starting with a policy-rc.d that refuses them, so
 # that nothing is left running: the script starts its own processes with its own configs.
+# With arguments, installs those commands instead of compare.sh's (benches/webhooks.sh needs fewer).
+# shellcheck disable=SC2120 # compare.sh's own call passes none
 install_missing() {
     local -A package=([nginx]=nginx [haproxy]=haproxy [wrk]=wrk [cmake]=cmake [curl]=curl [taskset]=util-linux
-        [python3]=python3)
-    local missing=() cmd guard="" status=0 needed=(nginx haproxy wrk cmake curl taskset)
-    # The slow shadow is a few lines of Python (benches/compare/slow-upstream.py).
-    [[ " $SCENARIOS " == *" shadow-slow "* ]] && needed+=(python3)
+        [python3]=python3 [jq]=jq)
+    local missing=() cmd guard="" status=0 needed=("$@")
+    if [ ${#needed[@]} -eq 0 ]; then
+        needed=(nginx haproxy wrk cmake curl taskset)
+        # The slow shadow is a few lines of Python (benches/compare/slow-upstream.py).
+        [[ " $SCENARIOS " == *" shadow-slow "* ]] && needed+=(python3)
+    fi
     for cmd in "${needed[@]}"; do
         command -v "$cmd" >/dev/null || missing+=("${package[$cmd]}")
     done
@@ -428,7 +433,7 @@ start_proxies() {
                 # The shadow scenarios read ficus's shadow counts from its admin API.
                 local admin=""
                 [ -z "$SC_SHADOW" ] || admin="admin = \"127.0.0.1:$FICUS_ADMIN\""
-                render "$BENCH/ficus.toml" "$dir/table/ficus.toml" PREFIX="$dir" PORT="${PORT[ficus]}" \
+                render "$BENCH/ficus.toml" "$dir/table/ficus.toml" DATA_DIR="$dir/data" PORT="${PORT[ficus]}" \
                     UP_A="$UP_A" UP_B="$UP_B" ENGINE="$ENGINE" ADMIN="$admin" "ROUTES<$parts/ficus.routes"
                 "$FICUS_BIN" check "$dir/table/ficus.toml" >/dev/null || die "ficus rejects $dir/table/ficus.toml"
                 local level=warn
@@ -624,7 +629,7 @@ record() {
 trim_access_log() {
     local target=$1 file=${ACCESS_FILE[$1]}
     [ -f "$file" ] || return 0
-    if [ "$target" = ficus ]; then
+    if [[ $target == ficus* ]]; then
         grep -v -F 'ficus::access' "$file" >>"$WORK/ficus-messages.log" || true
     fi
     : >"$file"
@@ -812,6 +817,7 @@ main() {
     ((cores == 2)) || say "note: $cores cores; using core $LOAD_CORE for the load and core $PROXY_CORE for the proxy"
     [[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || die "ACCESS_LOG is on or off, not '$ACCESS_LOG'"
 
+    # shellcheck disable=SC2119 # its own list
     install_missing
     build_ficus
     CLK_TCK=$(getconf CLK_TCK)
@@ -844,4 +850,5 @@ main() {
     mention_log_problems
 }
 
-main "$@"
+# benches/webhooks.sh sources this file for its helpers; only a run of its own measures.
+[ "${BASH_SOURCE[0]}" != "$0" ] || main "$@"

@@ -7,6 +7,17 @@
 --   BENCH_RANDOM_HEADER  a header set to a random user id on each request (the sticky split);
 --                        this makes wrk build each request in Lua, which costs the load core a
 --                        little, the same for every target
+--   BENCH_METHOD         the method, GET unless set (benches/webhooks.sh: POST)
+--   BENCH_BODY           the request body, none unless set (wrk adds its Content-Length)
+
+local method = os.getenv("BENCH_METHOD") or ""
+if method ~= "" then
+  wrk.method = method
+end
+local body = os.getenv("BENCH_BODY") or ""
+if body ~= "" then
+  wrk.body = body
+end
 
 for pair in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^|]+") do
   local name, value = pair:match("^%s*([^:]-)%s*:%s*(.-)%s*$")
