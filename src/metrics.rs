@@ -75,7 +75,8 @@ pub struct Metrics {
     pub webhook_oldest_pending: Gauge,
     /// 1 while the outbox takes writes; 0 while webhook routes are answered 503.
     pub webhook_outbox_writable: IntGauge,
-    /// `{route, truncated}`: events committed to the outbox.
+    /// `{route, truncated, key_missing}`: events committed to the outbox (`key_missing="yes"`:
+    /// the route has a `key` but the event's body lacked it, so the event is unordered).
     pub webhook_emitted: IntCounterVec,
     /// `{route}`: requests answered 503 because the outbox could not be written.
     pub webhook_refused: IntCounterVec,
@@ -176,8 +177,8 @@ impl Metrics {
             )),
             webhook_emitted: reg.counter_vec(
                 WEBHOOK_EMITTED_TOTAL,
-                "Webhook events committed to the outbox, by route and whether a body was cut",
-                &["route", "truncated"],
+                "Webhook events committed to the outbox, by route, whether a body was cut, and whether the route's key was found",
+                &["route", "truncated", "key_missing"],
             ),
             webhook_refused: reg.counter_vec(
                 WEBHOOK_REFUSED_TOTAL,

@@ -181,6 +181,12 @@ async fn a_write_through_the_new_service_is_delivered_signed_with_the_contract_s
         ),
         1.0
     );
+    let emitted = [
+        ("route", "orders"),
+        ("truncated", "no"),
+        ("key_missing", "no"),
+    ];
+    assert_eq!(metrics.value("ficus_webhook_emitted_total", &emitted), 1.0);
 }
 
 #[tokio::test]

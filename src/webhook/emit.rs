@@ -237,6 +237,7 @@ impl Emitter {
                     created_ms,
                 },
                 event.truncated,
+                self.spec.key.is_some(),
             )
             .await
             .map_err(FilterError)

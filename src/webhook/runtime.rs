@@ -131,9 +131,11 @@ impl Webhooks {
         route: &str,
         event: NewEvent,
         truncated: bool,
+        keyed: bool,
     ) -> Result<(), String> {
         // Started when the table was armed; only after a failure is this a blocking open.
         let appender = lock(&self.appender).clone();
+        let ordered = event.key.is_some();
         let appender = match appender {
             Some(a) => a,
             None => {
@@ -145,7 +147,11 @@ impl Webhooks {
             Ok(()) => {
                 self.metrics
                     .webhook_emitted
-                    .with_label_values(&[route, if truncated { "yes" } else { "no" }])
+                    .with_label_values(&[
+                        route,
+                        if truncated { "yes" } else { "no" },
+                        if keyed && !ordered { "yes" } else { "no" },
+                    ])
                     .inc();
                 self.set_writable(true, "");
                 self.committed.notify_one();
