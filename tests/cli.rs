@@ -313,6 +313,81 @@ fn explain_says_whether_the_route_s_webhook_fires_for_the_chosen_upstream() {
     );
 }
 
+/// An RS256 token signed with the jwt plugin's test key, for `sub` "user-7", expiring at `exp`.
+fn rs256_token(exp: u64) -> String {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!(
+        "../plugins/jwt/tests/rs256-private.pem"
+    ))
+    .expect("the test key");
+    let claims = serde_json::json!({ "sub": "user-7", "exp": exp });
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+#[test]
+fn explain_lists_the_route_s_plugins_and_whether_a_token_would_pass() {
+    let dir = TempDir::new();
+    let public = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("plugins/jwt/tests/rs256-public.pem")
+        .display()
+        .to_string();
+    let table = format!(
+        "{GOOD}\n[plugins.auth]\nuse = \"jwt\"\npublic_key = {public:?}\n\
+         claims_to_headers = {{ sub = \"x-user-id\" }}\n\n\
+         [plugins.v2]\nuse = \"rewrite\"\nadd_prefix = \"/v2\"\n\n\
+         [[routes]]\nname = \"account\"\npath = \"/account/*\"\nupstream = \"orders\"\n\
+         plugins = [\"auth\", \"v2\"]\n"
+    );
+    let config = dir.write("routes.toml", &table).display().to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let explain = |authorization: Option<String>| {
+        let mut args = vec!["explain", "--config", &config, "GET", "/account/me"];
+        let header = authorization.map(|a| format!("authorization: {a}"));
+        if let Some(h) = &header {
+            args.extend(["-H", h]);
+        }
+        let out = ficus(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+
+    let report = explain(Some(format!("Bearer {}", rs256_token(now + 600))));
+    assert_eq!(field(&report, "plugins"), Some("auth, v2"), "{report}");
+    assert!(
+        report.contains("auth: the token passes (sub user-7, accepted for another"),
+        "{report}"
+    );
+    assert!(report.contains("sets x-user-id: user-7"), "{report}");
+    assert!(
+        report.contains("v2: for every upstream: path /account/me -> /v2/account/me"),
+        "{report}"
+    );
+
+    let report = explain(Some(format!("Bearer {}", rs256_token(now - 600))));
+    assert!(
+        report.contains("auth: refused with 401 invalid_token: the token has expired"),
+        "{report}"
+    );
+    // One signature character changed, well before its padding bits.
+    let mut forged = rs256_token(now + 600).into_bytes();
+    let at = forged.len() - 20;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).expect("base64url");
+    let report = explain(Some(format!("Bearer {forged}")));
+    assert!(
+        report.contains("auth: refused with 401 invalid_token"),
+        "{report}"
+    );
+    let report = explain(None);
+    assert!(
+        report.contains("auth: no bearer token: refused with 401"),
+        "{report}"
+    );
+}
+
 #[test]
 fn explain_json_lists_every_route_tried_with_the_reason() {
     let dir = TempDir::new();

@@ -11,7 +11,8 @@ use std::net::{SocketAddr, TcpListener};
 
 use admin_support::eventually;
 use ficus::demo::{
-    Demo, DemoStep, RECEIVED_PATH, SERVED_BY, SHADOWED_ROUTE, SYNC_PATH, WEBHOOK_ROUTE,
+    Demo, DemoStep, JWT_ROUTE, RECEIVED_PATH, SERVED_BY, SHADOWED_ROUTE, SYNC_PATH, TOKEN_SUBJECT,
+    WEBHOOK_ROUTE,
 };
 use serde_json::Value;
 
@@ -39,7 +40,8 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-/// Sends the request `step.curl` describes; returns `x-served-by` and the JSON body.
+/// Sends the request `step.curl` describes and checks its status; returns who answered
+/// (`x-served-by`, or `ficus` when no app did) and the JSON body.
 async fn send(
     client: &reqwest::Client,
     demo: &Demo,
@@ -61,15 +63,12 @@ async fn send(
         .send()
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", step.curl));
-    // 201 for a created order, 200 for the rest.
-    let expected = if step.method == "POST" { 201 } else { 200 };
-    assert_eq!(response.status(), expected, "{}", step.curl);
+    assert_eq!(response.status(), step.expect_status, "{}", step.curl);
     let served_by = response
         .headers()
         .get(SERVED_BY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_else(|| panic!("no {SERVED_BY} header: {}", step.curl))
-        .to_string();
+        .map(|v| v.to_str().expect("a text x-served-by").to_string())
+        .unwrap_or_else(|| "ficus".to_string());
     let body = response.bytes().await.unwrap();
     (served_by, serde_json::from_slice(&body).unwrap())
 }
@@ -95,6 +94,11 @@ async fn every_printed_curl_line_is_answered_by_the_upstream_it_names() {
             "{}: {}",
             step.what, step.curl
         );
+        if served_by == "ficus" {
+            // A plugin's own answer: the jwt's JSON error.
+            assert!(body["error"].is_string(), "{}: {body}", step.curl);
+            continue;
+        }
         assert_eq!(body["served_by"], step.expect_served_by, "{}", step.curl);
         assert_eq!(body["method"], step.method.as_str(), "{}", step.curl);
         assert!(
@@ -146,6 +150,62 @@ async fn the_same_user_always_lands_on_the_same_side_of_the_split() {
         seen.len(),
         2,
         "24 users at 50/50 reach both sides: {seen:?}"
+    );
+    stop_demo(demo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_checked_route_passes_a_valid_token_at_the_new_path_and_refuses_an_expired_one() {
+    let demo = start_demo().await;
+    let client = client();
+    let account: Vec<&DemoStep> = demo
+        .steps
+        .iter()
+        .filter(|s| s.path.starts_with("/api/account/"))
+        .collect();
+    let [valid, expired] = account[..] else {
+        panic!("two steps on the {JWT_ROUTE} route: {account:?}");
+    };
+
+    let (served_by, body) = send(&client, &demo, valid).await;
+    assert_eq!(served_by, "orders");
+    assert_eq!(body["path"], "/v2/account/profile", "rewritten: {body}");
+    assert_eq!(
+        body["x-user-id"], TOKEN_SUBJECT,
+        "from the token's sub: {body}"
+    );
+
+    // A client's own x-user-id never gets through, with a valid token or without one.
+    let forged = client
+        .get(format!("{}{}", demo.proxy_url, valid.path))
+        .header("authorization", &valid.header.as_ref().expect("a token").1)
+        .header("x-user-id", "admin")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&forged.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["x-user-id"], TOKEN_SUBJECT, "{body}");
+    let anonymous = client
+        .get(format!("{}{}", demo.proxy_url, valid.path))
+        .header("x-user-id", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+
+    let (served_by, body) = send(&client, &demo, expired).await;
+    assert_eq!(served_by, "ficus", "the service never saw it");
+    assert_eq!(body["error"], "invalid_token", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired")),
+        "{body}"
+    );
+    assert!(
+        demo.banner().contains(&demo.expired_token),
+        "the banner's explain line carries the expired token"
     );
     stop_demo(demo).await;
 }

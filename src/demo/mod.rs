@@ -17,10 +17,12 @@ use anyhow::Context;
 mod apps;
 mod receiver;
 mod steps;
+mod tokens;
 use apps::serve;
 use receiver::Receiver;
 pub use receiver::{RECEIVED_PATH, SECRET_ENV, SYNC_PATH};
 pub use steps::{DemoStep, ORDER_BODY};
+pub use tokens::SUBJECT as TOKEN_SUBJECT;
 
 pub const LEGACY: &str = "legacy";
 pub const ORDERS: &str = "orders";
@@ -30,6 +32,8 @@ pub const PRODUCTS: &str = "products";
 pub const SHADOWED_ROUTE: &str = "products-read";
 /// The route whose orders created by [`ORDERS`] are sent to legacy as webhooks.
 pub const WEBHOOK_ROUTE: &str = "orders-create";
+/// The route whose requests need a token (`jwt`) and reach [`ORDERS`] at another path (`rewrite`).
+pub const JWT_ROUTE: &str = "account";
 /// The response header every app sets.
 pub const SERVED_BY: &str = "x-served-by";
 
@@ -100,6 +104,26 @@ upstream = "legacy"
   learn_noise = 100               # each request also goes to legacy twice: what differs between
                                   # its own two answers (answer_no) is noise, not a mismatch
 
+[plugins.account-auth]            # only requests with a valid token reach the account route
+use = "jwt"
+jwks = {jwks}  # the demo's own key set; it signs the tokens in the curl lines
+issuer = "{issuer}"
+required_claims = ["sub"]
+claims_to_headers = { sub = "x-user-id" }  # a client's own x-user-id is removed first
+
+[plugins.account-v2]              # the new service has its own URL layout
+use = "rewrite"
+upstreams = ["orders"]            # a fallback to legacy keeps the path the client sent
+strip_prefix = "/api"             # /api/account/profile -> /account/profile
+add_prefix = "/v2"                # -> /v2/account/profile
+
+[[routes]]                        # token-checked, and mounted at another base path
+name = "account"
+path = "/api/account/*"
+upstream = "orders"
+fallback = "legacy"
+plugins = ["account-auth", "account-v2"]
+
 [[routes]]                        # the new service answers 503 here: replayed to legacy
 name = "invoices"
 path = "/api/invoices/{id}"
@@ -124,6 +148,8 @@ pub struct Demo {
     /// The route table, as loaded, for `ficus explain --config`.
     pub table_file: PathBuf,
     pub steps: Vec<DemoStep>,
+    /// A token for the [`JWT_ROUTE`] that expired an hour before the demo started.
+    pub expired_token: String,
     _server: crate::server::Running,
     apps: Option<tokio::runtime::Runtime>,
     /// Dropped after the server, which keeps its store there.
@@ -156,16 +182,19 @@ impl Demo {
             self.table_file.display()
         );
         for s in &self.steps {
-            out.push_str(&format!(
-                "# {} -> {}\n{}\n\n",
-                s.what, s.expect_served_by, s.curl
-            ));
+            let answer = match s.expect_status {
+                200 | 201 => s.expect_served_by.to_string(),
+                status => format!("{status} from {}", s.expect_served_by),
+            };
+            out.push_str(&format!("# {} -> {answer}\n{}\n\n", s.what, s.curl));
         }
         // The binary as the user can type it: relative when under the current directory.
         let exe = std::env::current_exe().ok().and_then(|exe| {
             let relative = exe.strip_prefix(std::env::current_dir().ok()?).ok()?;
             Some(relative.display().to_string())
         });
+        let exe = exe.as_deref().unwrap_or("ficus");
+        let table = self.table_file.display();
         out + &format!(
             "What legacy heard: each order the new service creates is stored as an order.created \
              event before the client gets its 201, then delivered to legacy's {SYNC_PATH}, signed \
@@ -174,15 +203,16 @@ impl Demo {
              What the shadow found: 1 mismatch per products request, at /price (legacy sends a \
              string, the new service a number); answer_no is learned noise:\n  {}\n\n\
              The mismatches it kept, with both answers and the diff:\n  {}\n\n\
-             Why a request went where it did:\n  {} explain --config {} GET /api/orders/42 \
-             -H 'x-client-version: 2.1'\n\nThe migration dashboard (routes, shadow, webhooks): \
+             Why a request went where it did:\n  {exe} explain --config {table} GET /api/orders/42 \
+             -H 'x-client-version: 2.1'\n\nWhat the account route's plugins do with a token \
+             (jwt says why it is refused):\n  {exe} explain --config {table} GET \
+             /api/account/profile -H 'authorization: Bearer {}'\n\nThe migration dashboard (routes, shadow, webhooks): \
              {}/  (metrics: {}/metrics, routes: {}/api/routes)\n\nCtrl-C stops the demo.\n",
             self.webhooks_curl(),
             self.received_curl(),
             self.shadow_report_curl(),
             self.shadow_samples_curl(),
-            exe.as_deref().unwrap_or("ficus"),
-            self.table_file.display(),
+            self.expired_token,
             self.admin_url,
             self.admin_url,
             self.admin_url
@@ -275,11 +305,16 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
     let admin = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let data_dir = DataDir::new()?;
     let data_dir_toml = toml::Value::String(data_dir.0.display().to_string()).to_string();
+    let jwks = data_dir.0.join("jwks.json");
+    let tokens = tokens::make(&jwks)?;
+    let jwks_toml = toml::Value::String(jwks.display().to_string()).to_string();
     let text = TABLE
         .replace("{listen}", &listen.to_string())
         .replace("{admin}", &admin.to_string())
         .replace("{data_dir}", &data_dir_toml)
         .replace("{secret_env}", SECRET_ENV)
+        .replace("{jwks}", &jwks_toml)
+        .replace("{issuer}", tokens::ISSUER)
         .replace("{legacy}", &legacy.port().to_string())
         .replace("{orders}", &orders.port().to_string())
         .replace("{products}", &products.port().to_string())
@@ -290,7 +325,7 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
     std::fs::write(&table_file, &text)
         .with_context(|| format!("cannot write {}", table_file.display()))?;
     let proxy_url = format!("http://{listen}");
-    let steps = steps::steps(&table, &proxy_url)?;
+    let steps = steps::steps(&table, &proxy_url, &tokens)?;
     let server = crate::server::spawn(table).map_err(|e| {
         anyhow::anyhow!("{e:#} (choose another address with `ficus demo --listen 127.0.0.1:PORT`)")
     })?;
@@ -302,6 +337,7 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
         products_url: format!("http://{products}"),
         table_file,
         steps,
+        expired_token: tokens.expired,
         _server: server,
         apps: Some(apps),
         _data_dir: data_dir,

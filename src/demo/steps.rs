@@ -4,10 +4,12 @@
 use anyhow::Context;
 use http::{HeaderMap, HeaderValue, Method};
 
+use super::tokens::Tokens;
 use crate::routing::{RequestHead, RouteTable};
 
 /// What the demo shows, one step a line: `answered by | what it shows | METHOD path | header`.
-/// `{user:SIDE}` is a user id that the split sends to SIDE.
+/// `{user:SIDE}` is a user id that the split sends to SIDE; `{token:valid}` and `{token:expired}`
+/// are the demo's signed tokens. `ficus NNN` means ficus itself answers, with status NNN.
 const STEPS: &str = "
 orders | version routing: a 2.x client reads orders from the new service | GET /api/orders/42 | x-client-version: 2.1
 legacy | an older client stays on legacy | GET /api/orders/42 | x-client-version: 1.9
@@ -15,6 +17,8 @@ orders | the version can come from the User-Agent | GET /api/orders/42 | user-ag
 orders | sticky 50/50 split: this user always lands on the new service; the order it creates reaches legacy as a signed webhook | POST /api/orders | x-user-id: {user:orders}
 legacy | sticky 50/50 split: this user always stays on legacy (legacy's own orders send no webhook) | POST /api/orders | x-user-id: {user:legacy}
 orders | opt-in beta by query parameter | GET /api/catalog/shoes?beta=1 |
+orders | a JWT-checked route: the token's sub reaches the new service as x-user-id, at the service's own path /v2/account/... (rewrite) | GET /api/account/profile | authorization: Bearer {token:valid}
+ficus 401 | an expired token is refused by ficus with 401 invalid_token (RFC 6750); the service never sees it | GET /api/account/profile | authorization: Bearer {token:expired}
 legacy | shadowing: legacy answers, ficus compares the products service's answer to a copy | GET /api/products/42 |
 legacy | the new service answers 503: ficus replays the GET to legacy | GET /api/invoices/7 |
 legacy | the reports service is down: ficus falls back to legacy | GET /api/reports/daily |
@@ -36,17 +40,23 @@ pub struct DemoStep {
     pub body: Option<&'static str>,
     /// The same request as a curl command line.
     pub curl: String,
-    /// `legacy` or `orders`: the `x-served-by` of the answer.
+    /// `legacy` or `orders`: the `x-served-by` of the answer; `ficus` when a plugin answers.
     pub expect_served_by: &'static str,
+    /// The answer's status.
+    pub expect_status: u16,
 }
 
 /// [`STEPS`], read into requests, with curl lines aimed at `proxy`.
-pub(super) fn steps(table: &RouteTable, proxy: &str) -> anyhow::Result<Vec<DemoStep>> {
+pub(super) fn steps(
+    table: &RouteTable,
+    proxy: &str,
+    tokens: &Tokens,
+) -> anyhow::Result<Vec<DemoStep>> {
     let field = |fields: &mut std::str::Split<'static, char>| fields.next().unwrap_or("").trim();
     let mut steps = Vec::new();
     for line in STEPS.lines().filter(|l| !l.trim().is_empty()) {
         let mut fields = line.split('|');
-        let (expect_served_by, what) = (field(&mut fields), field(&mut fields));
+        let (answered_by, what) = (field(&mut fields), field(&mut fields));
         let (method, path) = field(&mut fields)
             .split_once(' ')
             .with_context(|| format!("demo step {line:?}: expected `METHOD path`"))?;
@@ -54,7 +64,9 @@ pub(super) fn steps(table: &RouteTable, proxy: &str) -> anyhow::Result<Vec<DemoS
             Some((name, value)) => {
                 let value = match value.strip_prefix("{user:") {
                     Some(side) => sticky_user(table, side.trim_end_matches('}'))?,
-                    None => value.to_string(),
+                    None => value
+                        .replace("{token:valid}", &tokens.valid)
+                        .replace("{token:expired}", &tokens.expired),
                 };
                 Some((name, value))
             }
@@ -64,6 +76,17 @@ pub(super) fn steps(table: &RouteTable, proxy: &str) -> anyhow::Result<Vec<DemoS
             .parse()
             .with_context(|| format!("demo step {line:?}: bad method"))?;
         let body = (method == Method::POST).then_some(ORDER_BODY);
+        let (expect_served_by, expect_status) = match answered_by.split_once(' ') {
+            Some((by, status)) => (
+                by,
+                status
+                    .parse()
+                    .with_context(|| format!("demo step {line:?}: bad status"))?,
+            ),
+            // 201 for a created order, 200 for the rest.
+            None if body.is_some() => (answered_by, 201),
+            None => (answered_by, 200),
+        };
         let mut curl = String::from("curl -si");
         if let Some((name, value)) = &header {
             curl += &format!(" -H '{name}: {value}'");
@@ -80,6 +103,7 @@ pub(super) fn steps(table: &RouteTable, proxy: &str) -> anyhow::Result<Vec<DemoS
             body,
             curl,
             expect_served_by,
+            expect_status,
         });
     }
     Ok(steps)
