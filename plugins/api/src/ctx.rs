@@ -66,12 +66,22 @@ pub struct RequestEnd {
 
 /// The claims of a verified token, put in [`FilterCtx::extensions`] by the filter that verified it
 /// (`jwt`) for later filters (`rate_limit` keyed by `claim:NAME`, `headers`). Each value as text:
-/// a string as itself, anything else as its compact JSON.
+/// a string as itself, anything else as its compact JSON. Shared, not copied: a cached token's
+/// claims go into each of its requests' contexts for the price of a reference count.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Claims(pub std::collections::BTreeMap<String, String>);
+pub struct Claims(std::sync::Arc<std::collections::BTreeMap<String, String>>);
 
 impl Claims {
+    pub fn new(claims: std::collections::BTreeMap<String, String>) -> Claims {
+        Claims(std::sync::Arc::new(claims))
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Every claim, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }

@@ -131,8 +131,7 @@ mod tests {
             client_version: Some("2.4.0".to_string()),
             ..FilterCtx::default()
         };
-        let mut claims = Claims::default();
-        claims.0.insert("sub".to_string(), "u-7".to_string());
+        let claims = Claims::new([("sub".to_string(), "u-7".to_string())].into());
         cx.extensions.insert(claims);
         cx
     }

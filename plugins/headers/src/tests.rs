@@ -75,8 +75,7 @@ fn a_set_whose_placeholder_has_no_value_removes_the_clients_copy() {
     assert!(!req.headers.contains_key("x-v"), "nothing to add");
 
     let mut cx = FilterCtx::default();
-    let mut claims = Claims::default();
-    claims.0.insert("sub".to_string(), "u-7".to_string());
+    let claims = Claims::new([("sub".to_string(), "u-7".to_string())].into());
     cx.extensions.insert(claims);
     filter.on_request(&mut req, &mut cx);
     assert_eq!(req.headers["x-user-id"], "u-7");

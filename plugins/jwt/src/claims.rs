@@ -113,5 +113,5 @@ fn as_text(claims: &Map<String, Value>) -> Claims {
             (k.clone(), text)
         })
         .collect();
-    Claims(map)
+    Claims::new(map)
 }

@@ -286,7 +286,7 @@ fn a_claim_key_reads_the_claims_a_jwt_filter_left_in_the_context() {
     let with_sub = |sub: &str| {
         let mut cx = cx_from("203.0.113.1");
         let claims = BTreeMap::from([("sub".to_string(), sub.to_string())]);
-        cx.extensions.insert(Claims(claims));
+        cx.extensions.insert(Claims::new(claims));
         cx
     };
     assert!(send(&rl, &req, &mut with_sub("alice"), 0).allowed);
