@@ -6,9 +6,11 @@
 #     ROUNDS=5 DURATION=20s benches/compare.sh
 #     SCENARIOS=passthrough TARGETS="direct nginx ficus" ROUNDS=1 DURATION=3s benches/compare.sh
 #     SCENARIOS="passthrough shadow shadow-slow shadow-down" TARGETS="direct nginx ficus" benches/compare.sh
+#     SCENARIOS="route plugins" benches/compare.sh
 #
-# It installs what is missing (nginx, haproxy, wrk, cmake, curl; python3 for shadow-slow) from
-# Debian's packages, builds ficus with `cargo build --release`, and then, on 127.0.0.1 only:
+# It installs what is missing (nginx, haproxy, wrk, cmake, curl; python3 for shadow-slow, openssl
+# for plugins) from Debian's packages, builds ficus with `cargo build --release`, and then, on
+# 127.0.0.1 only:
 #
 #   core 0 (LOAD_CORE)   wrk, and the upstream: one nginx worker answering 200 with a 1 KiB body
 #   core 1 (PROXY_CORE)  the proxy under test, one worker each: nginx, haproxy, a bare Pingora
@@ -44,6 +46,13 @@
 #   shadow-down  ficus only: nothing listens on the shadow's port; every sample is an error.
 #                For both, the report gives ficus's p99 over its passthrough p99 (target: at most
 #                1.10x), and ficus's own counts (GET /api/shadow on its admin port).
+#
+# Plugins (not in the default SCENARIOS; run them together: SCENARIOS="route plugins"):
+#   route        ficus only: GET / with a bearer token through a catch-all route to a, no plugins.
+#   plugins      the same route with a jwt (RS256, a key pair made with openssl, one client token
+#                reused) and a rate_limit keyed by the token's sub, at a limit no run reaches. The
+#                report gives plugins over route, CPU per request (the target: at most
+#                1.2x). The check first proves the jwt refuses a request without the token (401).
 #
 # Settings, from the environment:
 #   ROUNDS=3            measured rounds (each target once per round)
@@ -136,12 +145,14 @@ as_root() {
 # shellcheck disable=SC2120 # compare.sh's own call passes none
 install_missing() {
     local -A package=([nginx]=nginx [haproxy]=haproxy [wrk]=wrk [cmake]=cmake [curl]=curl [taskset]=util-linux
-        [python3]=python3 [jq]=jq)
+        [python3]=python3 [jq]=jq [openssl]=openssl)
     local missing=() cmd guard="" status=0 needed=("$@")
     if [ ${#needed[@]} -eq 0 ]; then
         needed=(nginx haproxy wrk cmake curl taskset)
         # The slow shadow is a few lines of Python (benches/compare/slow-upstream.py).
         [[ " $SCENARIOS " == *" shadow-slow "* ]] && needed+=(python3)
+        # The plugins scenario's RS256 key pair and token.
+        [[ " $SCENARIOS " == *" plugins "* ]] && needed+=(openssl)
     fi
     for cmd in "${needed[@]}"; do
         command -v "$cmd" >/dev/null || missing+=("${package[$cmd]}")
@@ -664,6 +675,11 @@ check_scenario() {
             [ "$got" = "$want" ] || die "$scenario: $target answered '$got' (status, bytes, side), expected '$want'"
             [ "$target" = direct ] && continue
             summary="${summary:+$summary, }$target -> $SC_EXPECT"
+            if [ -n "$SC_REFUSED" ]; then
+                got=$(answer "$port")
+                [[ $got == "$SC_REFUSED "* ]] || die "$scenario: without its headers, $target answered '$got'; expected $SC_REFUSED"
+                summary="$summary, $SC_REFUSED without the token"
+            fi
             if [ -n "$SC_SHADOW" ]; then
                 check_mirrored "$scenario" "$target" "$seen"
                 summary="$summary ($MIRRORED)"

@@ -129,6 +129,18 @@ END {
         printf "\nficus, 1,000 routes over pass-through: CPU per request %s, rps %s\n", cell(rc, "%.2fx"), cell(rr, "%.2fx")
     out = out sprintf("\n  \"ficus_routes1000_over_passthrough\":{\"cpu_per_req\":%s,\"rps\":%s},", num(rc, "%.3f"), num(rr, "%.3f"))
 
+    # Plugins (issue 13): a route with jwt and rate_limit over the same route without them
+    # (target: at most 1.2x CPU per request).
+    c1 = all_cpu["route", "ficus"]; c2 = all_cpu["plugins", "ficus"]
+    r1 = all_rps["route", "ficus"]; r2 = all_rps["plugins", "ficus"]
+    gc = ratio(c2, c1); gr = ratio(r2, r1)
+    if (c1 != "" || c2 != "") {
+        printf "\nficus, jwt + rate_limit over the same route without plugins (target: at most 1.2x CPU per request):\n"
+        printf "   CPU per request %s (%s / %s µs), rps %s\n", cell(gc, "%.2fx"), cell(c2, "%.1f"), cell(c1, "%.1f"), cell(gr, "%.2fx")
+        if (c1 == "" || c2 == "") printf "   (the ratio needs both the route and the plugins scenarios in the same run)\n"
+    }
+    out = out sprintf("\n  \"ficus_plugins_over_route\":{\"cpu_per_req\":%s,\"rps\":%s},", num(gc, "%.3f"), num(gr, "%.3f"))
+
     # Shadowing every request (issue 11): what it adds to each proxy's CPU per request, its shadow
     # scenario less its own pass-through in the same run, and ficus's extra over nginx's (target:
     # below 1). A difference at or below 0 is noise: no ratio is made of it.

@@ -20,10 +20,12 @@
 #   SC_SKIP           targets that cannot do the scenario (the bare Pingora proxy only passes through)
 #   SC_SHADOW         where the scenario mirrors requests to: "" (nowhere), "fast" (the shadow nginx),
 #                     "slow" (the server that answers after SHADOW_DELAY) or "down" (a closed port)
+#   SC_REFUSED        the status a request without SC_HEADERS must get ("" when it is not refused):
+#                     the check then proves the plugins do refuse
 #
 # The upstream side "a" is the legacy app (every proxy's default); "b" is the new service.
 
-SCENARIOS_ALL="passthrough routes1000 split shadow shadow-slow shadow-down"
+SCENARIOS_ALL="passthrough routes1000 split shadow shadow-slow shadow-down route plugins"
 
 # (1) Plain pass-through: one catch-all route. ficus's table has no routes, only `default`.
 scenario_passthrough() {
@@ -36,6 +38,7 @@ scenario_passthrough() {
     SC_EXPECT="a"
     SC_SKIP=""
     SC_SHADOW=""
+    SC_REFUSED=""
     : >"$dir/nginx.http"
     printf '        location / {\n            proxy_pass http://legacy;\n        }\n' >"$dir/nginx.locations"
     : >"$dir/haproxy.rules"
@@ -71,6 +74,7 @@ scenario_routes1000() {
     SC_EXPECT="b"
     SC_SKIP="pingora"
     SC_SHADOW=""
+    SC_REFUSED=""
 
     # nginx: one map per combination of method and header conditions, tested inside the location.
     cat >"$dir/nginx.http" <<'NGINX'
@@ -144,6 +148,7 @@ scenario_split() {
     SC_EXPECT="split"
     SC_SKIP="pingora"
     SC_SHADOW=""
+    SC_REFUSED=""
     cat >"$dir/nginx.http" <<'NGINX'
     split_clients "${http_x_user_id}" $bench_split {
         10%     orders;
@@ -241,6 +246,7 @@ shadow_parts() {
     SC_RANDOM_HEADER=""
     SC_DIRECT_PORT=$UP_A
     SC_EXPECT="a"
+    SC_REFUSED=""
     : >"$dir/nginx.http"
     : >"$dir/nginx.locations"
     : >"$dir/haproxy.rules"
@@ -259,3 +265,87 @@ upstream = "legacy"
   percent = 100
 FICUS
 }
+
+# (7) and (8) Plugins (issue 13): a catch-all route to legacy, first bare (route), then with a
+# `jwt` (RS256, a key pair made here with openssl, one client token reused for every request, as
+# a client does until it expires) and a `rate_limit` keyed by the token's `sub` (a limit no run
+# reaches, so every request pays for the decision and none is refused). ficus only. Both send the
+# same request, token included, so the ratio of the two is what the plugins cost (target: at most
+# 1.2x CPU per request), not what a 600-byte header costs. The check proves the plugins are at
+# work: without the token, 401.
+scenario_route() {
+    local dir=$1
+    SC_TITLE="route: GET / with a bearer token through a catch-all route to a, no plugins (ficus only; what plugins is compared with)"
+    plugin_parts "$dir"
+    SC_REFUSED=""
+    cat >"$dir/ficus.routes" <<'FICUS'
+[[routes]]
+name = "api"
+path = "/*"
+upstream = "legacy"
+FICUS
+}
+
+scenario_plugins() {
+    local dir=$1
+    SC_TITLE="plugins: as route, with jwt (RS256, the token reused) and rate_limit (key claim:sub) on it (ficus only)"
+    plugin_parts "$dir"
+    SC_REFUSED=401
+    cat >"$dir/ficus.routes" <<FICUS
+[plugins.auth]
+use = "jwt"
+public_key = "$WORK/jwt/public.pem"
+issuer = "https://id.bench.example/"
+required_claims = ["sub"]
+claims_to_headers = { sub = "x-user-id" }
+
+[plugins.limit]
+use = "rate_limit"
+key = "claim:sub"
+rate = "1000000/s"
+burst = 1000000
+
+[[routes]]
+name = "api"
+path = "/*"
+upstream = "legacy"
+plugins = ["auth", "limit"]
+FICUS
+}
+
+# What route and plugins share: the pass-through's request to side a with the bearer token,
+# ficus alone.
+plugin_parts() {
+    local dir=$1
+    SC_PATH="/"
+    SC_HEADERS="authorization: Bearer $(rs256_token "$WORK/jwt")"
+    SC_RANDOM_HEADER=""
+    SC_DIRECT_PORT=$UP_A
+    SC_EXPECT="a"
+    SC_SKIP="direct nginx nginx-unbatched haproxy pingora"
+    SC_SHADOW=""
+    : >"$dir/nginx.http"
+    : >"$dir/nginx.locations"
+    : >"$dir/haproxy.rules"
+    : >"$dir/haproxy.backends"
+}
+
+# Prints an RS256 token (sub "bench-user", valid for a day) signed with the key pair in DIR
+# (private.pem, public.pem), made the first time.
+rs256_token() {
+    local dir=$1 header payload now
+    if [ ! -f "$dir/public.pem" ]; then
+        mkdir -p "$dir"
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/private.pem" 2>/dev/null ||
+            die "openssl cannot make an RSA key"
+        openssl pkey -in "$dir/private.pem" -pubout -out "$dir/public.pem" 2>/dev/null ||
+            die "openssl cannot write the public key"
+    fi
+    now=$(date +%s)
+    header=$(printf '{"alg":"RS256","typ":"JWT"}' | base64url)
+    payload=$(printf '{"iss":"https://id.bench.example/","sub":"bench-user","iat":%d,"exp":%d}' "$now" $((now + 86400)) | base64url)
+    printf '%s.%s.%s' "$header" "$payload" \
+        "$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$dir/private.pem" -binary | base64url)"
+}
+
+base64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
