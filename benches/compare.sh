@@ -6,7 +6,7 @@
 #     ROUNDS=5 DURATION=20s benches/compare.sh
 #     SCENARIOS=passthrough TARGETS="direct nginx ficus" ROUNDS=1 DURATION=3s benches/compare.sh
 #     SCENARIOS="passthrough shadow shadow-slow shadow-down" TARGETS="direct nginx ficus" benches/compare.sh
-#     SCENARIOS="route plugins" benches/compare.sh
+#     SCENARIOS=plugins benches/compare.sh
 #
 # It installs what is missing (nginx, haproxy, wrk, cmake, curl; python3 for shadow-slow, openssl
 # for plugins) from Debian's packages, builds ficus with `cargo build --release`, and then, on
@@ -47,12 +47,14 @@
 #                For both, the report gives ficus's p99 over its passthrough p99 (target: at most
 #                1.10x), and ficus's own counts (GET /api/shadow on its admin port).
 #
-# Plugins (not in the default SCENARIOS; run them together: SCENARIOS="route plugins"):
-#   route        ficus only: GET / with a bearer token through a catch-all route to a, no plugins.
-#   plugins      the same route with a jwt (RS256, a key pair made with openssl, one client token
-#                reused) and a rate_limit keyed by the token's sub, at a limit no run reaches. The
-#                report gives plugins over route, CPU per request (the issue's target: at most
-#                1.2x). The check first proves the jwt refuses a request without the token (401).
+# Plugins (not in the default SCENARIOS):
+#   plugins      ficus only, one process with two routes to a: GET /api/ through a jwt (RS256, a
+#                key pair made with openssl, one client token reused) and a rate_limit keyed by the
+#                token's sub, at a limit no run reaches; and the target ficus-bare, the same request
+#                (token included) to /bare/, a route without plugins. The two take turns like any
+#                two targets. The report gives ficus over ficus-bare, CPU per request (the issue's
+#                target: at most 1.2x). The check first proves the jwt refuses a request without
+#                the token (401).
 #
 # Settings, from the environment:
 #   ROUNDS=3            measured rounds (each target once per round)
@@ -112,6 +114,8 @@ UP_DOWN=$((BASE_PORT + 6))
 FICUS_ADMIN=$((BASE_PORT + 86))
 declare -A PORT=([nginx]=$((BASE_PORT + 81)) [haproxy]=$((BASE_PORT + 82)) [ficus]=$((BASE_PORT + 83))
     [pingora]=$((BASE_PORT + 84)) [nginx-unbatched]=$((BASE_PORT + 85)))
+# ficus-bare (the plugins scenario) is the ficus process, asked for SC_PATH_BARE instead.
+PORT[ficus-bare]=${PORT[ficus]}
 
 # nginx and haproxy live in /usr/sbin, which a user's PATH may lack.
 export PATH=$PATH:/usr/sbin:/sbin
@@ -190,12 +194,19 @@ build_ficus() {
     [ -x "$PINGORA_BIN" ] || die "no binary at $PINGORA_BIN"
 }
 
-# The targets measured in the current scenario: TARGETS without those it skips (SC_SKIP).
+# The targets measured in the current scenario: TARGETS without those it skips (SC_SKIP), and
+# ficus-bare before ficus when the scenario has a bare path.
 scenario_targets() {
     local target
     for target in $TARGETS; do
+        [ "$target" = ficus ] && [ -n "${SC_PATH_BARE:-}" ] && printf 'ficus-bare '
         [[ " ${SC_SKIP:-} " == *" $target "* ]] || printf '%s ' "$target"
     done
+}
+
+# The path TARGET is asked for in the current scenario.
+target_path() {
+    if [ "$1" = ficus-bare ]; then echo "$SC_PATH_BARE"; else echo "$SC_PATH"; fi
 }
 
 # ----------------------------------------------------------------------------------------------
@@ -464,11 +475,17 @@ start_proxies() {
         PROXY_PID[$target]=$STARTED
         wait_ready "${PORT[$target]}" "$STARTED" "$log"
     done
+    if [[ " $(scenario_targets) " == *" ficus-bare "* ]]; then
+        PROXY_PID[ficus-bare]=${PROXY_PID[ficus]}
+        ACCESS_FILE[ficus-bare]=${ACCESS_FILE[ficus]}
+    fi
 }
 
 stop_proxies() {
     local target
     for target in "${!PROXY_PID[@]}"; do
+        # ficus-bare is the ficus process, stopped as ficus.
+        [ "$target" = ficus-bare ] && { unset "PROXY_PID[$target]"; continue; }
         # ficus: SIGINT is its fast shutdown (SIGTERM would wait out the grace period); the bare
         # Pingora proxy has no grace period, and stops the same way.
         if [ "$target" = ficus ] || [ "$target" = pingora ]; then stop_pid "${PROXY_PID[$target]}" INT; else stop_pid "${PROXY_PID[$target]}"; fi
@@ -539,7 +556,8 @@ measure() {
     local scenario=$1 target=$2 round=$3
     local port=$SC_DIRECT_PORT pids=() before after out wrk_file
     [ "$target" = direct ] || port=${PORT[$target]}
-    local url="http://127.0.0.1:$port$SC_PATH"
+    local url
+    url="http://127.0.0.1:$port$(target_path "$target")"
     wrk_file=$WORK/wrk/$scenario-$target-$round
     mkdir -p "$WORK/wrk"
 
@@ -671,11 +689,11 @@ check_scenario() {
             if [ -n "$SC_SHADOW" ] && [ "$target" != direct ]; then
                 if [ "$SC_SHADOW" = down ]; then seen=$(ficus_shadow_errors); else seen=$(shadow_seen); fi
             fi
-            got=$(answer "$port" "${headers[@]}")
+            got=$(ANSWER_PATH=$(target_path "$target") answer "$port" "${headers[@]}")
             [ "$got" = "$want" ] || die "$scenario: $target answered '$got' (status, bytes, side), expected '$want'"
             [ "$target" = direct ] && continue
             summary="${summary:+$summary, }$target -> $SC_EXPECT"
-            if [ -n "$SC_REFUSED" ]; then
+            if [ -n "$SC_REFUSED" ] && [ "$target" != ficus-bare ]; then
                 got=$(answer "$port")
                 [[ $got == "$SC_REFUSED "* ]] || die "$scenario: without its headers, $target answered '$got'; expected $SC_REFUSED"
                 summary="$summary, $SC_REFUSED without the token"
@@ -718,13 +736,14 @@ check_mirrored() {
     die "$scenario: the request through $target was not mirrored to the shadow within 5 s"
 }
 
-# "STATUS BYTES SIDE" of one request to PORT with the scenario's path and the given curl args.
+# "STATUS BYTES SIDE" of one request to PORT with the scenario's path (ANSWER_PATH, when set) and
+# the given curl args.
 answer() {
     local port=$1 head=$WORK/check.head code size side
     shift
     rm -f "$head"
     read -r code size < <(curl -s --max-time 5 -o /dev/null -D "$head" -w '%{http_code} %{size_download}\n' \
-        "$@" "http://127.0.0.1:$port$SC_PATH" || echo "000 0")
+        "$@" "http://127.0.0.1:$port${ANSWER_PATH:-$SC_PATH}" || echo "000 0")
     side=$(tr -d '\r' <"$head" 2>/dev/null | awk -F': *' 'tolower($1) == "x-upstream" { print $2 }')
     echo "$code $size ${side:--}"
 }
@@ -734,6 +753,7 @@ run_scenario() {
     local fn=scenario_${scenario//-/_}
     declare -F "$fn" >/dev/null || die "unknown scenario '$scenario' (known: $SCENARIOS_ALL)"
     mkdir -p "$parts"
+    SC_PATH_BARE="" # only the plugins scenario has one
     "$fn" "$parts"
     say "scenario $scenario: $SC_TITLE"
     start_proxies "$parts"
