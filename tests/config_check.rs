@@ -634,6 +634,21 @@ fn unknown_upstreams_are_reported_wherever_they_are_named_with_the_known_names()
 }
 
 #[test]
+fn a_rewrite_s_upstreams_are_checked_against_the_table_wherever_the_file_has_them() {
+    // The plugin comes before the upstreams it names.
+    let text = "[proxy]\ndefault = \"legacy\"\n\n[plugins.v2]\nuse = \"rewrite\"\n\
+                upstreams = [\"orders\", \"ordrs\"]\nadd_prefix = \"/v2\"\n\n\
+                [upstreams.legacy]\nurl = \"http://127.0.0.1:8000\"\n\n\
+                [upstreams.orders]\nurl = \"http://127.0.0.1:8001\"\n";
+    let d = one_error(text);
+    assert_eq!(d.message, "unknown upstream \"ordrs\"");
+    assert_eq!(d.hint.as_deref(), Some("known: legacy, orders"));
+    assert_eq!(d.line, line_of(text, "upstreams = ["));
+    assert_eq!(d.column, "upstreams = [\"orders\", ".len() + 1);
+    ok(&text.replace(", \"ordrs\"", ""));
+}
+
+#[test]
 fn proxy_default_is_required() {
     let text = MINIMAL.replace("default = \"legacy\"", "listen = \"0.0.0.0:8080\"");
     let d = one_error(&text);

@@ -94,7 +94,11 @@ impl Ctx<'_> {
 }
 
 /// Every instance of the `plugins` table, in file order.
-pub(crate) fn read(node: Node<'_>, problems: &mut Problems) -> Vec<PluginEntry> {
+pub(crate) fn read(
+    node: Node<'_>,
+    upstreams: &[String],
+    problems: &mut Problems,
+) -> Vec<PluginEntry> {
     let span = node.span();
     let DeValue::Table(entries) = node.into_inner() else {
         problems.hinted(
@@ -108,7 +112,7 @@ pub(crate) fn read(node: Node<'_>, problems: &mut Problems) -> Vec<PluginEntry> 
         .into_iter()
         .map(|(key, body)| {
             let name = Spanned::new(key.span(), key.into_inner().into_owned());
-            let filter = instance(&name, body, problems);
+            let filter = instance(&name, body, upstreams, problems);
             PluginEntry { name, filter }
         })
         .collect()
@@ -117,6 +121,7 @@ pub(crate) fn read(node: Node<'_>, problems: &mut Problems) -> Vec<PluginEntry> 
 fn instance(
     name: &Spanned<String>,
     body: Node<'_>,
+    upstreams: &[String],
     problems: &mut Problems,
 ) -> Option<Arc<dyn Filter>> {
     let span = body.span();
@@ -164,7 +169,8 @@ fn instance(
     };
     let mut diags = Diagnostics::default();
     let node = Spanned::new(span, DeValue::Table(rest));
-    let built = kind.build(Section::new(name.get_ref(), node), &mut diags);
+    let section = Section::new(name.get_ref(), node).with_upstreams(upstreams.to_vec());
+    let built = kind.build(section, &mut diags);
     let failed = !diags.is_empty();
     absorb(problems, diags);
     built.filter(|_| !failed)

@@ -58,6 +58,8 @@ const ROUTE: Shape = Shape {
 /// Reads every section of the file that can be read; the others are reported to `problems`.
 pub(crate) fn read(root: DeTable<'_>, problems: &mut Problems) -> RawFile {
     let mut file = RawFile::default();
+    // Built once the upstreams are read, wherever the file has them: a plugin may name some.
+    let mut plugins = None;
     for (key, node) in root {
         match key.get_ref().as_ref() {
             "proxy" => file.proxy = read_section(node, &PROXY, problems),
@@ -67,9 +69,17 @@ pub(crate) fn read(root: DeTable<'_>, problems: &mut Problems) -> RawFile {
                 file.upstreams = upstreams(node, problems);
             }
             "routes" => file.routes = routes(node, problems),
-            "plugins" => file.plugins = super::plugins::read(node, problems),
+            "plugins" => plugins = Some(node),
             other => problems.push(unknown_key(other, key.span(), TOP_KEYS)),
         }
+    }
+    if let Some(node) = plugins {
+        let upstreams: Vec<String> = file
+            .upstreams
+            .iter()
+            .map(|u| u.name.get_ref().clone())
+            .collect();
+        file.plugins = super::plugins::read(node, &upstreams, problems);
     }
     file
 }

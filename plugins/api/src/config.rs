@@ -205,12 +205,29 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedList<V> {
 pub struct Section<'i> {
     name: &'i str,
     node: Node<'i>,
+    upstreams: Option<Vec<String>>,
 }
 
 impl<'i> Section<'i> {
     /// The section of instance `name`; `node` is its table without the `use` key.
     pub fn new(name: &'i str, node: Node<'i>) -> Self {
-        Section { name, node }
+        Section {
+            name,
+            node,
+            upstreams: None,
+        }
+    }
+
+    /// The same section, read as part of a table whose upstreams are `names`.
+    pub fn with_upstreams(mut self, names: Vec<String>) -> Self {
+        self.upstreams = Some(names);
+        self
+    }
+
+    /// The names of the table's upstreams, for a kind whose keys name some (`rewrite`'s
+    /// `upstreams`); `None` when the section is read on its own, as in a kind's unit tests.
+    pub fn upstreams(&self) -> Option<&[String]> {
+        self.upstreams.as_deref()
     }
 
     /// The instance's name (`auth` in `[plugins.auth]`).

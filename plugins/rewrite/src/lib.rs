@@ -73,6 +73,7 @@ impl PluginKind for Kind {
     fn build(&self, section: Section<'_>, diags: &mut Diagnostics) -> Option<Arc<dyn Filter>> {
         let name = section.name().to_string();
         let span = section.span();
+        let known = section.upstreams().map(<[String]>::to_vec);
         let Config {
             upstreams,
             strip_prefix,
@@ -82,7 +83,7 @@ impl PluginKind for Kind {
             host,
         } = section.read::<Config>(diags)?;
         let before = diags.errors.len();
-        let upstreams = upstreams.and_then(|u| upstream_list(u, diags));
+        let upstreams = upstreams.and_then(|u| upstream_list(u, known.as_deref(), diags));
         let strip_prefix = strip_prefix.and_then(|p| prefix(p, diags));
         let add_prefix = add_prefix.and_then(|p| prefix(p, diags));
         let regex = match (regex, replacement) {
@@ -128,10 +129,11 @@ impl PluginKind for Kind {
     }
 }
 
-/// `upstreams = [...]`: some names, each once. The names are not checked against the table's
-/// upstreams (a plugin does not see them): a name that is no upstream never applies.
+/// `upstreams = [...]`: some names, each once, each an upstream of the table (`known`, when the
+/// section is read as part of one).
 fn upstream_list(
     list: Spanned<Vec<Spanned<String>>>,
+    known: Option<&[String]>,
     diags: &mut Diagnostics,
 ) -> Option<Vec<String>> {
     let span = list.span();
@@ -146,6 +148,14 @@ fn upstream_list(
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for name in list {
+        if let Some(known) = known.filter(|k| !k.iter().any(|u| u == name.get_ref())) {
+            diags.hinted(
+                name.span(),
+                format!("unknown upstream {:?}", name.get_ref()),
+                format!("known: {}", known.join(", ")),
+            );
+            continue;
+        }
         if out.contains(name.get_ref()) {
             diags.error(
                 name.span(),
