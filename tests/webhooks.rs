@@ -485,3 +485,89 @@ async fn a_write_whose_answer_never_reached_the_client_still_emits() {
         "the answer was not read whole: {event}"
     );
 }
+
+#[tokio::test]
+async fn a_request_a_plugin_answers_is_not_sent_upstream_shadowed_or_emitted() {
+    if skip() {
+        return;
+    }
+    // The orders route, rate-limited per x-key to one request an hour, and shadowed.
+    let table = TABLE
+        .replacen(
+            "methods = [\"POST\"]\nupstream = \"orders\"\n",
+            "methods = [\"POST\"]\nupstream = \"orders\"\nplugins = [\"limit\"]\n\n  \
+             [routes.shadow]\n  upstream = \"shadow\"\n  percent = 100\n  methods = [\"POST\"]\n",
+            1,
+        )
+        .replace(
+            "[upstreams.orders]",
+            "[upstreams.shadow]\nurl = \"${shadow}\"\n\n[plugins.limit]\nuse = \"rate_limit\"\n\
+             key = \"header:x-key\"\nrate = \"1/h\"\nburst = 1\n\n[upstreams.orders]",
+        );
+    assert!(table.contains("plugins = [\"limit\"]"), "{table}");
+    std::env::set_var("FICUS_TEST_WEBHOOK_SECRET", SECRET);
+    let receiver = Upstream::builder("receiver")
+        .app(|_| Answer::json("{}"))
+        .start()
+        .await;
+    let legacy = Upstream::builder("legacy").app(orders_app).start().await;
+    let orders = Upstream::builder("orders").app(orders_app).start().await;
+    let shadow = Upstream::builder("shadow").app(orders_app).start().await;
+    let ficus = Served::start(&with_urls(&table, &[&legacy, &orders, &receiver, &shadow])).await;
+    let send = |key: &'static str, customer: &'static str| {
+        ficus
+            .http
+            .post(ficus.url("/orders"))
+            .header("x-key", key)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"customer": "{customer}"}}"#))
+            .send()
+    };
+    let outbox = |w: &Value| w["pending"].as_u64().unwrap() + w["delivered"].as_u64().unwrap();
+
+    let first = send("a", "c-1").await.expect("first request");
+    assert_eq!(first.status(), 201);
+    assert_eq!(outbox(&webhooks_json(&ficus).await), 1);
+
+    let refused = send("a", "c-2").await.expect("second request");
+    assert_eq!(refused.status(), 429, "over the limit");
+    let refused_id = refused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // An event is committed before its answer goes out: none was, for the refused request.
+    assert_eq!(orders.hits(), 1, "the refused request never went upstream");
+    let w = webhooks_json(&ficus).await;
+    assert_eq!(outbox(&w), 1, "no event for the refused request: {w}");
+
+    let third = send("b", "c-3").await.expect("third request");
+    assert_eq!(third.status(), 201);
+    // The shadow gets the first and the third request's copies, sent after each was answered;
+    // the refused one, answered between them, has none.
+    let copies = [shadow.next_request().await, shadow.next_request().await];
+    let ids: Vec<&str> = copies
+        .iter()
+        .filter_map(|s| s.header("x-request-id"))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(
+        !ids.contains(&refused_id.as_str()),
+        "{ids:?} has {refused_id}"
+    );
+    let customers: Vec<String> = copies
+        .iter()
+        .map(|s| String::from_utf8_lossy(&s.body).into_owned())
+        .collect();
+    assert!(
+        customers.iter().all(|b| !b.contains("c-2")),
+        "{customers:?}"
+    );
+    assert_eq!(
+        ficus.metrics().await.value(
+            "ficus_plugin_responses_total",
+            &[("route", "orders"), ("plugin", "limit"), ("status", "429")]
+        ),
+        1.0
+    );
+    assert_eq!(outbox(&webhooks_json(&ficus).await), 2);
+}
