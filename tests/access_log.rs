@@ -56,6 +56,45 @@ async fn each_request_leaves_one_text_line() {
     }
 }
 
+/// A request a plugin answers names the plugin, with no upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_a_plugin_answers_names_the_plugin() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let table = format!(
+        "{}\n[[routes]]\nname = \"v1\"\npath = \"/v1/*\"\nupstream = \"legacy\"\n\
+         plugins = [\"v1-gone\"]\n\n[plugins.v1-gone]\nuse = \"respond\"\nstatus = 410\n",
+        table(&legacy)
+    );
+    let mut setup = Setup::new("default = \"legacy\"", &table);
+    let mut ficus = setup.start("ficus").await;
+
+    let resp = fresh_client()
+        .get(setup.url("/v1/orders"))
+        .header("x-request-id", "req-gone-1")
+        .send()
+        .await
+        .expect("a request through ficus");
+    assert_eq!(resp.status(), 410);
+    assert_eq!(legacy.hits(), 0);
+
+    ficus
+        .wait_for_log("request_id=\"req-gone-1\"", Duration::from_secs(10))
+        .await;
+    let log = ficus.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("req-gone-1"))
+        .expect("the request's line");
+    for part in [
+        "route=\"v1\"",
+        "upstream=\"\"",
+        "status=410",
+        "answered_by=\"v1-gone\"",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line}");
+    }
+}
+
 /// JSON lines parse, and a clean stop (SIGTERM) writes every line still waiting in the batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_are_all_written_before_a_clean_exit() {
