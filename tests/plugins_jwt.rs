@@ -1,5 +1,6 @@
-//! The `jwt` plugin on the wire, with tokens signed here (the RS256 test pair in plugins/jwt/tests/)
-//! and the key set served by a local fake identity provider: a valid token reaches the upstream
+//! The `jwt` plugin on the wire, with tokens signed here (the RS256 test pair in plugins/jwt/tests/,
+//! and a P-256 key made by each test run) and the key set served by a local fake identity
+//! provider: a valid token reaches the upstream
 //! with `x-user-id` from its `sub` (and a client's own `x-user-id` gone); a missing, expired or
 //! forged token is refused by ficus and the upstream never sees it; until the key set has loaded,
 //! 503.
@@ -9,6 +10,7 @@ mod admin_support;
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -61,10 +63,37 @@ fn token(exp: u64) -> String {
     jsonwebtoken::encode(&header, &claims, &key).expect("sign")
 }
 
-/// A fake identity provider serving the test JWKS, after answering 500 `failures` times.
+/// A P-256 key pair made for this test run: its PKCS#8 document and its public half as a JWK.
+static RUN_KEY: LazyLock<(Vec<u8>, Value)> = LazyLock::new(|| {
+    use base64::Engine;
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .expect("the key just made");
+    // The public key is the uncompressed point: 0x04, then x and y, 32 bytes each.
+    let point = pair.public_key().as_ref();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256", "kid": "run-es256", "alg": "ES256", "use": "sig",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+    });
+    (pkcs8.as_ref().to_vec(), jwk)
+});
+
+/// An ES256 token signed with this run's own key, for `sub`, expiring at `exp`.
+fn es256_token(sub: &str, exp: u64) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("run-es256".to_string());
+    let claims = json!({ "sub": sub, "iss": "https://id.example/", "exp": exp });
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&RUN_KEY.0)).expect("sign")
+}
+
+/// A fake identity provider serving the test JWKS (the RS256 test key and this run's P-256 key),
+/// after answering 500 `failures` times.
 async fn idp(failures: usize) -> Upstream {
     let jwk: Value = serde_json::from_str(JWK).expect("jwk");
-    let set = json!({ "keys": [jwk] }).to_string();
+    let set = json!({ "keys": [jwk, RUN_KEY.1.clone()] }).to_string();
     let served = AtomicUsize::new(0);
     Upstream::builder("idp")
         .app(move |_| {
@@ -140,6 +169,27 @@ async fn valid_tokens_pass_with_their_claims_and_bad_ones_never_reach_the_upstre
         "the verified sub, and only it: the client's own x-user-id was removed"
     );
 
+    // A key made by this run, served in the same set, chosen by its kid.
+    let fresh = get(&ficus, Some(&es256_token("user-es", now() + 600))).await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let echoed = Echoed::parse(&fresh.bytes().await.expect("body"));
+    assert_eq!(echoed.header("x-user-id"), Some("user-es"));
+
+    // The same kid, signed by another key: refused.
+    let other = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &ring::rand::SystemRandom::new(),
+    )
+    .expect("key");
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("run-es256".to_string());
+    let claims = json!({ "sub": "user-es", "iss": "https://id.example/", "exp": now() + 600 });
+    let impostor =
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(other.as_ref()))
+            .expect("sign");
+    let impostor = get(&ficus, Some(&impostor)).await;
+    assert_eq!(impostor.status(), StatusCode::UNAUTHORIZED);
+
     let missing = get(&ficus, None).await;
     assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(missing.headers()["www-authenticate"], "Bearer");
@@ -165,7 +215,7 @@ async fn valid_tokens_pass_with_their_claims_and_bad_ones_never_reach_the_upstre
 
     assert_eq!(
         (orders.hits() - before, legacy.hits()),
-        (1, 0),
+        (2, 0),
         "only the valid request went upstream"
     );
     let scrape = Scrape::parse(&ficus.metrics_text());
@@ -173,7 +223,7 @@ async fn valid_tokens_pass_with_their_claims_and_bad_ones_never_reach_the_upstre
         "ficus_plugin_responses_total",
         &[("route", "orders"), ("plugin", "auth"), ("status", "401")],
     );
-    assert_eq!(refusals, 3.0);
+    assert_eq!(refusals, 4.0);
 
     // Routes without the plugin are untouched.
     let other = client()
