@@ -12,6 +12,7 @@
 //!
 //! Every problem comes back as a [`Diagnostic`] with its line and column, all of them together.
 
+mod attach;
 mod checks;
 mod compile;
 mod de;
