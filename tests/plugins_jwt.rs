@@ -169,6 +169,19 @@ async fn valid_tokens_pass_with_their_claims_and_bad_ones_never_reach_the_upstre
         "the verified sub, and only it: the client's own x-user-id was removed"
     );
 
+    // A client that names x-user-id in its Connection header cannot take away the verified one.
+    let nominated = client()
+        .get(ficus.url("/api/orders/7"))
+        .bearer_auth(token(now() + 600))
+        .header("connection", "keep-alive, x-user-id")
+        .header("x-user-id", "admin")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(nominated.status(), StatusCode::OK);
+    let echoed = Echoed::parse(&nominated.bytes().await.expect("body"));
+    assert_eq!(echoed.header("x-user-id"), Some("user-42"));
+
     // A key made by this run, served in the same set, chosen by its kid.
     let fresh = get(&ficus, Some(&es256_token("user-es", now() + 600))).await;
     assert_eq!(fresh.status(), StatusCode::OK);
@@ -215,7 +228,7 @@ async fn valid_tokens_pass_with_their_claims_and_bad_ones_never_reach_the_upstre
 
     assert_eq!(
         (orders.hits() - before, legacy.hits()),
-        (2, 0),
+        (3, 0),
         "only the valid request went upstream"
     );
     let scrape = Scrape::parse(&ficus.metrics_text());

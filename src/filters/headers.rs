@@ -189,17 +189,13 @@ pub fn accepts_trailers(headers: &HeaderMap) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// The hop-by-hop headers of a request that ficus removes before it goes upstream (RFC 9110
-/// section 7.6.1): those its `Connection` header nominates (never `Host` or `x-forwarded-*`,
-/// which ficus itself vouches for), `Connection`, `Keep-Alive`, `Proxy-Connection`,
-/// `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding` (the engine
-/// frames the body itself), `Upgrade` and `HTTP2-Settings`. A websocket upgrade gets its
-/// `Connection: Upgrade` and `Upgrade: websocket` back from [`is_websocket_upgrade`]'s caller.
-pub fn request_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+/// The fixed hop-by-hop headers of a request (RFC 9110 section 7.6.1), removed on each upstream
+/// attempt.
+fn request_fixed_hop_by_hop() -> [HeaderName; 10] {
     use http::header::{
-        HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+        PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
     };
-    let fixed = [
+    [
         CONNECTION,
         HeaderName::from_static("keep-alive"),
         HeaderName::from_static("proxy-connection"),
@@ -210,18 +206,42 @@ pub fn request_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         TRANSFER_ENCODING,
         UPGRADE,
         HeaderName::from_static("http2-settings"),
+    ]
+}
+
+/// The headers of a client's request that its `Connection` header nominates as hop-by-hop, other
+/// than the fixed ones ([`request_hop_by_hop`]) and those ficus itself vouches for (`Host`,
+/// `x-forwarded-*`). They are removed as the request arrives, before any filter runs: removed
+/// later, a client's `Connection: x-user-id` would take away the header a `jwt` plugin set.
+pub fn connection_nominees(headers: &HeaderMap) -> Vec<HeaderName> {
+    let vouched = [
+        http::header::HOST,
+        X_FORWARDED_FOR,
+        X_FORWARDED_PROTO,
+        X_FORWARDED_HOST,
     ];
-    let vouched = [HOST, X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST];
+    let fixed = request_fixed_hop_by_hop();
     connection_tokens(headers)
-        .filter(|n| !vouched.contains(n))
-        .chain(fixed)
-        .filter(|n| headers.contains_key(n))
+        .filter(|n| !vouched.contains(n) && !fixed.contains(n) && headers.contains_key(n))
         .fold(Vec::new(), |mut out, n| {
             if !out.contains(&n) {
                 out.push(n);
             }
             out
         })
+}
+
+/// The hop-by-hop headers of a request that ficus removes before it goes upstream (RFC 9110
+/// section 7.6.1): `Connection`, `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,
+/// `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding` (the engine frames the body
+/// itself), `Upgrade` and `HTTP2-Settings`; the others `Connection` nominates went as the request
+/// arrived ([`connection_nominees`]). A websocket upgrade gets its `Connection: Upgrade` and
+/// `Upgrade: websocket` back from [`is_websocket_upgrade`]'s caller.
+pub fn request_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+    request_fixed_hop_by_hop()
+        .into_iter()
+        .filter(|n| headers.contains_key(n))
+        .collect()
 }
 
 #[cfg(test)]
@@ -330,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn a_requests_hop_by_hop_headers_and_nominees_go_but_vouched_ones_stay() {
+    fn a_requests_hop_by_hop_headers_go_on_each_attempt_and_its_nominees_on_arrival() {
         let h = map(&[
             ("connection", "keep-alive, x-secret, host, X-Forwarded-For"),
             ("keep-alive", "timeout=5"),
@@ -355,9 +375,11 @@ mod tests {
                 "proxy-authorization",
                 "te",
                 "transfer-encoding",
-                "x-secret"
             ]
         );
+        // keep-alive is nominated too, but it is one of the fixed ones; host and
+        // x-forwarded-for are ficus's to vouch for.
+        assert_eq!(connection_nominees(&h), ["x-secret"]);
     }
 
     #[test]

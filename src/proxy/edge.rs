@@ -76,6 +76,11 @@ pub(crate) fn prepare(
     for name in headers::ficus_namespace(&req.headers) {
         req.remove_header(&name);
     }
+    // What the client's Connection header nominates goes now, before any filter runs: later, it
+    // would take away headers the filters set (a jwt's x-user-id).
+    for name in headers::connection_nominees(&req.headers) {
+        req.remove_header(&name);
+    }
     cx.peer_ip = peer;
     cx.peer_trusted = peer.is_some_and(|p| table.trusted_proxies.iter().any(|n| n.contains(&p)));
     cx.client_ip = peer.map(|p| headers::client_address(p, &req.headers, &table.trusted_proxies));
