@@ -180,7 +180,12 @@ async fn valid_tokens_pass_with_their_claims_and_bad_ones_never_reach_the_upstre
         .expect("request");
     assert_eq!(nominated.status(), StatusCode::OK);
     let echoed = Echoed::parse(&nominated.bytes().await.expect("body"));
-    assert_eq!(echoed.header("x-user-id"), Some("user-42"));
+    assert_eq!(
+        echoed.header("x-user-id"),
+        Some("user-42"),
+        "{:?}",
+        echoed.headers
+    );
 
     // A key made by this run, served in the same set, chosen by its kid.
     let fresh = get(&ficus, Some(&es256_token("user-es", now() + 600))).await;

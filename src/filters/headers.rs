@@ -231,6 +231,29 @@ pub fn connection_nominees(headers: &HeaderMap) -> Vec<HeaderName> {
         })
 }
 
+/// The client's `Connection` header as ficus keeps it once its nominees are gone: only the tokens
+/// the engines act on (`close`, `keep-alive`, `Upgrade`, `TE` and the other fixed hop-by-hop
+/// names), in one line; `None` when none is left. A nominee left in it would have a later stage
+/// (Pingora's own forwarding policy) remove a header a filter sets under that name.
+pub fn connection_kept(headers: &HeaderMap) -> Option<HeaderValue> {
+    let fixed = request_fixed_hop_by_hop();
+    let kept: Vec<&str> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| {
+            t.eq_ignore_ascii_case("close")
+                || HeaderName::from_bytes(t.as_bytes()).is_ok_and(|n| fixed.contains(&n))
+        })
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&kept.join(", ")).ok()
+}
+
 /// The hop-by-hop headers of a request that ficus removes before it goes upstream (RFC 9110
 /// section 7.6.1): `Connection`, `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,
 /// `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding` (the engine frames the body
@@ -380,6 +403,15 @@ mod tests {
         // keep-alive is nominated too, but it is one of the fixed ones; host and
         // x-forwarded-for are ficus's to vouch for.
         assert_eq!(connection_nominees(&h), ["x-secret"]);
+        // What is left of Connection: the token the engines act on, none that names another
+        // header (a later stage would remove a filter's header of that name).
+        assert_eq!(connection_kept(&h).expect("kept"), "keep-alive");
+        let h = map(&[
+            ("connection", "x-user-id"),
+            ("connection", "Upgrade, close"),
+        ]);
+        assert_eq!(connection_kept(&h).expect("kept"), "Upgrade, close");
+        assert_eq!(connection_kept(&map(&[("connection", "x-user-id")])), None);
     }
 
     #[test]

@@ -78,8 +78,20 @@ pub(crate) fn prepare(
     }
     // What the client's Connection header nominates goes now, before any filter runs: later, it
     // would take away headers the filters set (a jwt's x-user-id).
-    for name in headers::connection_nominees(&req.headers) {
-        req.remove_header(&name);
+    if req.headers.contains_key(http::header::CONNECTION) {
+        for name in headers::connection_nominees(&req.headers) {
+            req.remove_header(&name);
+        }
+        match headers::connection_kept(&req.headers) {
+            Some(kept) => {
+                if req.insert_header(http::header::CONNECTION, kept).is_err() {
+                    req.remove_header(&http::header::CONNECTION);
+                }
+            }
+            None => {
+                req.remove_header(&http::header::CONNECTION);
+            }
+        }
     }
     cx.peer_ip = peer;
     cx.peer_trusted = peer.is_some_and(|p| table.trusted_proxies.iter().any(|n| n.contains(&p)));
