@@ -72,3 +72,27 @@ impl ResponseHead for http::response::Parts {
         self.headers.remove(name);
     }
 }
+
+/// The headers ficus manages itself, which no plugin may set: the hop-by-hop ones (removed on
+/// every hop), the framing ones (a changed length, or a `transfer-encoding` beside ficus's
+/// `content-length`, would desynchronise the connection) and `host` (`rewrite`'s to set).
+pub const MANAGED_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+    "content-length",
+    "host",
+];
+
+/// Whether `name` is one of [`MANAGED_HEADERS`] or in ficus's own `x-ficus-*` namespace (ficus
+/// drops a client's and sets its own): a header a plugin's configuration may not name.
+pub fn is_managed(name: &HeaderName) -> bool {
+    MANAGED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-ficus-")
+}

@@ -96,23 +96,6 @@ pub(crate) fn compile(changes: Spanned<Changes>, diags: &mut Diagnostics) -> Ops
     Ops { remove, set, add }
 }
 
-/// The headers ficus manages itself: the hop-by-hop ones (removed on every hop), the framing
-/// ones (a changed length would desynchronise the connection) and `host`.
-const MANAGED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-    "content-length",
-    "host",
-];
-
 /// `raw` as a header name a plugin may change, or an error at it.
 fn header_name(raw: &Spanned<String>, diags: &mut Diagnostics) -> Option<HeaderName> {
     let shown = ficus_plugin::config::shortened(raw.get_ref());
@@ -140,7 +123,7 @@ fn header_name(raw: &Spanned<String>, diags: &mut Diagnostics) -> Option<HeaderN
         );
         return None;
     }
-    if MANAGED.contains(&name.as_str()) {
+    if ficus_plugin::MANAGED_HEADERS.contains(&name.as_str()) {
         diags.hinted(
             raw.span(),
             format!("{:?} is a hop-by-hop or framing header that ficus manages", name.as_str()),

@@ -95,16 +95,9 @@ impl Source {
     }
 }
 
-/// Headers a claim may not be mapped to: ficus or the token itself needs them as the client sent
-/// them.
-const RESERVED: &[&str] = &[
-    "authorization",
-    "cookie",
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-];
+/// Headers a claim may not be mapped to, besides those ficus manages
+/// ([`ficus_plugin::is_managed`]): the token itself comes in them.
+const RESERVED: &[&str] = &["authorization", "cookie"];
 
 /// Reads and checks the section; `None` when it has a problem (every problem is in `diags`).
 pub fn read(section: Section<'_>, diags: &mut Diagnostics) -> Option<(Settings, Source)> {
@@ -190,11 +183,12 @@ pub fn read(section: Section<'_>, diags: &mut Diagnostics) -> Option<(Settings, 
                 header.span(),
                 format!("{:?} is not a header name", header.get_ref()),
             ),
-            Ok(h) if RESERVED.contains(&h.as_str()) => diags.hinted(
-                header.span(),
-                format!("a claim cannot be sent in {:?}", h.as_str()),
-                "map the claim to a header of its own, such as \"x-user-id\"",
-            ),
+            Ok(h) if RESERVED.contains(&h.as_str()) || ficus_plugin::is_managed(&h) => diags
+                .hinted(
+                    header.span(),
+                    format!("a claim cannot be sent in {:?}", h.as_str()),
+                    "map the claim to a header of its own, such as \"x-user-id\"",
+                ),
             Ok(h) if mapped.iter().any(|(_, m)| *m == h) => diags.error(
                 header.span(),
                 format!("header {:?} is already given another claim", h.as_str()),

@@ -77,6 +77,14 @@ impl PluginKind for Kind {
                 HeaderName::from_bytes(k.get_ref().as_bytes()),
                 HeaderValue::from_str(v.get_ref()),
             ) {
+                (Ok(n), _) if ficus_plugin::is_managed(&n) => {
+                    diags.hinted(
+                        k.span(),
+                        format!("{:?} is a header ficus manages", n.as_str()),
+                        "ficus frames the answer and sets the hop-by-hop and x-ficus-* headers itself",
+                    );
+                    ok = false;
+                }
                 (Ok(n), Ok(v)) => {
                     map.append(n, v);
                 }

@@ -58,3 +58,21 @@ fn a_missing_status_is_reported_at_the_section() {
     assert!(filter.is_none());
     assert!(diags.errors[0].message.contains("no `status`"));
 }
+
+#[test]
+fn headers_ficus_manages_are_refused() {
+    let text = "status = 410\nheaders = { \"Transfer-Encoding\" = \"chunked\", \"x-ficus-shadow\" = \"1\", \"x-ok\" = \"1\" }";
+    let (filter, diags) = build(text);
+    assert!(filter.is_none());
+    let starts: Vec<usize> = diags.errors.iter().map(|e| e.span.start).collect();
+    let at = |needle: &str| text.find(needle).unwrap();
+    assert_eq!(
+        starts,
+        [at("\"Transfer-Encoding\""), at("\"x-ficus-shadow\"")],
+        "{:?}",
+        diags.errors
+    );
+    assert!(diags.errors[0]
+        .message
+        .contains("\"transfer-encoding\" is a header ficus manages"));
+}
