@@ -71,13 +71,19 @@ const EC: &[Algorithm] = &[Algorithm::ES256, Algorithm::ES384];
 const ED: &[Algorithm] = &[Algorithm::EdDSA];
 
 impl KeySet {
-    /// HS256, HS384 and HS512 with this secret.
+    /// HS256 with this secret, and HS384 and HS512 when it is as long as their hashes (48 and 64
+    /// bytes; RFC 7518 section 3.2).
     pub fn secret(secret: &[u8]) -> KeySet {
+        let fits = match secret.len() {
+            n if n >= 64 => HMAC,
+            n if n >= 48 => &HMAC[..2],
+            _ => &HMAC[..1],
+        };
         KeySet {
             keys: vec![Key {
                 kid: None,
                 decoding: DecodingKey::from_secret(secret),
-                validation: validation(HMAC),
+                validation: validation(fits),
             }],
             by_kid: false,
             digest: digest(secret),

@@ -16,6 +16,11 @@ use crate::keys::{self, KeySet};
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5 * 60);
 /// `leeway` when the section does not say: clocks of issuers and proxies drift by seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The most `leeway` accepted: a leeway of hours would make `exp` meaningless.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// The shortest HMAC secret: RFC 7518 section 3.2 asks for at least the hash's size, 32 bytes
+/// for HS256 (48 for HS384 and 64 for HS512, which a shorter secret does not verify).
+pub const MIN_SECRET_BYTES: usize = 32;
 /// The shortest `jwks_refresh`: an identity provider is not to be polled every request.
 const MIN_REFRESH: Duration = Duration::from_secs(1);
 
@@ -118,7 +123,19 @@ pub fn read(section: Section<'_>, diags: &mut Diagnostics) -> Option<(Settings, 
         realm,
     } = section.read::<Config>(diags)?;
 
-    let leeway = duration(leeway.as_ref(), DEFAULT_LEEWAY, diags).as_secs();
+    let leeway_at = leeway.as_ref().map(Spanned::span);
+    let leeway = duration(leeway.as_ref(), DEFAULT_LEEWAY, diags);
+    if let Some(at) = leeway_at.filter(|_| leeway > MAX_LEEWAY) {
+        diags.hinted(
+            at,
+            format!(
+                "a leeway of {}s is more than the 5m allowed",
+                leeway.as_secs()
+            ),
+            "leeway covers clock drift between the issuer and ficus: seconds, not hours",
+        );
+    }
+    let leeway = leeway.as_secs();
     let refresh = duration(jwks_refresh.as_ref(), DEFAULT_REFRESH, diags);
     if let Some(r) = &jwks_refresh {
         if jwks.is_none() {
@@ -274,11 +291,16 @@ fn source(
     }
     if let Some(var) = secret_env {
         let secret = match std::env::var(var.get_ref()) {
-            Ok(s) if !s.is_empty() => s,
-            Ok(_) => {
-                diags.error(
+            Ok(s) if s.len() >= MIN_SECRET_BYTES => s,
+            Ok(s) => {
+                diags.hinted(
                     var.span(),
-                    format!("environment variable {:?} is empty", var.get_ref()),
+                    format!(
+                        "the secret in {:?} is {} bytes; HS256 needs at least {MIN_SECRET_BYTES} (RFC 7518 section 3.2)",
+                        var.get_ref(),
+                        s.len()
+                    ),
+                    "set it to 32 or more random bytes, such as the output of `openssl rand -base64 48`",
                 );
                 return None;
             }
@@ -318,8 +340,16 @@ fn source(
     let jwks = jwks?;
     let text = jwks.get_ref();
     if text.starts_with("https://") || text.starts_with("http://") {
-        if reqwest::Url::parse(text).is_err() {
+        let Ok(url) = reqwest::Url::parse(text) else {
             diags.error(jwks.span(), format!("{text:?} is not a URL"));
+            return None;
+        };
+        if url.scheme() == "http" && !is_loopback(&url) {
+            diags.hinted(
+                jwks.span(),
+                format!("{text:?}: a key set fetched over plain http:// could be replaced on the way, and with it every key"),
+                "use https://, or http:// to a loopback address only",
+            );
             return None;
         }
         return Some(Source::Jwks {
@@ -361,4 +391,16 @@ impl Settings {
     pub fn challenge(&self) -> HeaderValue {
         HeaderValue::from_str(&self.challenge).unwrap_or(HeaderValue::from_static("Bearer"))
     }
+}
+
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

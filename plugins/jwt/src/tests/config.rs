@@ -13,7 +13,10 @@ fn a_secret_variable_that_is_not_set_is_reported_at_its_value() {
 
 #[test]
 fn every_bad_value_is_reported_where_it_is() {
-    set_env("FICUS_JWT_TEST_BADVALUES", "s3cret");
+    set_env(
+        "FICUS_JWT_TEST_BADVALUES",
+        "a secret of thirty-two bytes or more",
+    );
     let text = concat!(
         "secret_env = \"FICUS_JWT_TEST_BADVALUES\"\n",
         "leeway = \"soon\"\n",
@@ -93,7 +96,10 @@ fn a_refresh_interval_needs_a_jwks() {
 
 #[test]
 fn a_realm_goes_into_every_challenge() {
-    set_env("FICUS_JWT_TEST_REALM", "s3cret");
+    set_env(
+        "FICUS_JWT_TEST_REALM",
+        "a secret of thirty-two bytes or more",
+    );
     let filter = jwt(
         "realm",
         "secret_env = \"FICUS_JWT_TEST_REALM\"\nrealm = \"orders\"",
@@ -112,12 +118,21 @@ fn a_realm_goes_into_every_challenge() {
 
 #[test]
 fn a_reload_that_keeps_the_section_keeps_its_cache_and_a_changed_one_does_not() {
-    set_env("FICUS_JWT_TEST_RELOAD", "s3cret");
+    set_env(
+        "FICUS_JWT_TEST_RELOAD",
+        "a secret of thirty-two bytes or more",
+    );
     let text = "secret_env = \"FICUS_JWT_TEST_RELOAD\"\nissuer = \"me\"";
     let first = jwt("reload", text);
     let again = jwt("reload", text);
     assert!(Arc::ptr_eq(shared_of(&first), shared_of(&again)));
-    passes(&first, &hs256("s3cret", &claims(json!({ "iss": "me" }))));
+    passes(
+        &first,
+        &hs256(
+            "a secret of thirty-two bytes or more",
+            &claims(json!({ "iss": "me" })),
+        ),
+    );
     assert_eq!(
         shared_of(&again).cache.len(),
         1,
@@ -129,4 +144,67 @@ fn a_reload_that_keeps_the_section_keeps_its_cache_and_a_changed_one_does_not() 
         "secret_env = \"FICUS_JWT_TEST_RELOAD\"\nissuer = \"you\"",
     );
     assert!(!Arc::ptr_eq(shared_of(&first), shared_of(&changed)));
+}
+
+#[test]
+fn weak_key_material_is_refused_at_its_value() {
+    set_env("FICUS_JWT_TEST_SHORT", "31 bytes is one byte too short.");
+    let text = "secret_env = \"FICUS_JWT_TEST_SHORT\"\nleeway = \"1h\"\n";
+    let (built, diags) = build("short", text);
+    assert!(built.is_none());
+    let mut at = positions(text, &diags);
+    at.sort();
+    assert_eq!(at, ["1:14", "2:10"], "{:?}", diags.errors);
+    let said = |part: &str| diags.errors.iter().any(|e| e.message.contains(part));
+    assert!(
+        said("is 31 bytes; HS256 needs at least 32"),
+        "{:?}",
+        diags.errors
+    );
+    assert!(said("more than the 5m allowed"), "{:?}", diags.errors);
+
+    let text = "jwks = \"http://id.example/jwks.json\"\n";
+    let (built, diags) = build("plain-http", text);
+    assert!(built.is_none());
+    assert_eq!(positions(text, &diags), ["1:8"]);
+    assert!(diags.errors[0].message.contains("plain http://"));
+    for loopback in ["127.0.0.1:9", "localhost:9", "[::1]:9"] {
+        let (built, diags) = build(
+            "loopback",
+            &format!("jwks = \"http://{loopback}/jwks.json\""),
+        );
+        assert!(
+            built.is_some() && diags.is_empty(),
+            "{loopback}: {:?}",
+            diags.errors
+        );
+    }
+}
+
+#[test]
+fn a_secret_verifies_the_hmac_algorithms_it_is_long_enough_for() {
+    let short = "thirty-two bytes, HS256 only....";
+    assert_eq!(short.len(), 32);
+    set_env("FICUS_JWT_TEST_HS256ONLY", short);
+    let filter = jwt("hs256-only", "secret_env = \"FICUS_JWT_TEST_HS256ONLY\"");
+    passes(&filter, &hs256(short, &claims(json!({}))));
+    let key = EncodingKey::from_secret(short.as_bytes());
+    let hs384 = sign(Algorithm::HS384, None, &key, &claims(json!({})));
+    assert!(
+        refused(&filter, &hs384).contains("algorithm"),
+        "{}",
+        refused(&filter, &hs384)
+    );
+
+    let long = "forty-eight bytes verify HS256 and HS384 tokens.";
+    assert_eq!(long.len(), 48);
+    set_env("FICUS_JWT_TEST_HS384", long);
+    let filter = jwt("hs384", "secret_env = \"FICUS_JWT_TEST_HS384\"");
+    let key = EncodingKey::from_secret(long.as_bytes());
+    passes(
+        &filter,
+        &sign(Algorithm::HS384, None, &key, &claims(json!({}))),
+    );
+    let hs512 = sign(Algorithm::HS512, None, &key, &claims(json!({})));
+    refused(&filter, &hs512);
 }

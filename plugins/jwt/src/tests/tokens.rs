@@ -3,7 +3,7 @@
 use super::*;
 use ficus_plugin::Claims;
 
-const SECRET: &str = "correct horse battery staple";
+const SECRET: &str = "correct horse battery staple, and more";
 
 /// An HS256 instance named `name` whose secret is [`SECRET`], with `extra` keys.
 fn hmac(name: &str, extra: &str) -> Jwt {
