@@ -136,9 +136,16 @@ impl Filter for Jwt {
     }
 
     fn on_request(&self, req: &mut dyn RequestHead, cx: &mut FilterCtx) -> Flow {
-        // Whatever the verdict, the client's own copies of the claim headers never go upstream.
+        // Whatever the verdict, the client's own copies of the claim headers never go upstream,
+        // nor their spellings with `_` (x_user_id), which CGI-style stacks (PHP, Rack, WSGI) read
+        // as the same variable.
         for (_, header) in &self.settings.claims_to_headers {
             req.remove_header(header);
+        }
+        if !self.settings.claims_to_headers.is_empty() {
+            for name in underscored_copies(req.headers(), &self.settings.claims_to_headers) {
+                req.remove_header(&name);
+            }
         }
         self.shared.ensure_refresher();
         match self.decide(req.headers(), verify::now()) {
@@ -201,6 +208,22 @@ impl Jwt {
             .map(|j| j.location.to_string())
             .unwrap_or_default()
     }
+}
+
+/// The request's headers that name a mapped header with `_` for some of its `-`.
+fn underscored_copies(
+    headers: &ficus_plugin::http::HeaderMap,
+    mapped: &[(String, ficus_plugin::http::HeaderName)],
+) -> Vec<ficus_plugin::http::HeaderName> {
+    headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .filter(|n| {
+            let dashed = n.as_str().replace('_', "-");
+            mapped.iter().any(|(_, m)| m.as_str() == dashed)
+        })
+        .cloned()
+        .collect()
 }
 
 /// What `ficus explain` says about a refused request.

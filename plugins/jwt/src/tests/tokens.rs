@@ -25,11 +25,22 @@ fn a_valid_token_passes_with_its_claims_as_headers_and_the_clients_copy_gone() {
             ("authorization", &bearer(&token)),
             ("x-user-id", "admin"),
             ("x-user-id", "root"),
+            ("x_user_id", "admin"),
+            ("x-user_id", "admin"),
+            ("x_tier", "9"),
+            ("x_other", "kept"),
         ],
     );
     assert!(answer.is_none());
     let ids: Vec<_> = req.headers.get_all("x-user-id").iter().collect();
     assert_eq!(ids, ["user-42"], "only the verified claim goes upstream");
+    for spelled in ["x_user_id", "x-user_id", "x_tier"] {
+        assert!(
+            !req.headers.contains_key(spelled),
+            "{spelled} reached the upstream"
+        );
+    }
+    assert_eq!(req.headers["x_other"], "kept");
     assert_eq!(req.headers["x-tier"], "3", "a number as its JSON text");
     let claims = cx
         .extensions
