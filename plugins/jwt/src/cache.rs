@@ -45,6 +45,11 @@ impl TokenCache {
         map.insert(token.into(), verified);
     }
 
+    /// Forgets one token.
+    pub fn remove(&self, token: &str) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(token);
+    }
+
     /// Forgets every token: the keys that verified them have changed.
     pub fn clear(&self) {
         self.map.write().unwrap_or_else(|p| p.into_inner()).clear();

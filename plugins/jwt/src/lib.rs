@@ -115,6 +115,13 @@ impl Jwt {
             Ok(verified) => {
                 let verified = Arc::new(verified);
                 self.shared.cache.insert(token, verified.clone(), now);
+                // A key set installed meanwhile (stored, then the cache cleared) either cleared
+                // this entry or is visible now: then the entry goes, so a token verified with a
+                // key that was just removed is never served from the cache.
+                let current = self.shared.keys.load();
+                if !current.as_ref().is_some_and(|k| Arc::ptr_eq(k, &keys)) {
+                    self.shared.cache.remove(token);
+                }
                 Ok(verified)
             }
             Err(Refusal::UnknownKid(kid)) => {
