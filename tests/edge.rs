@@ -81,6 +81,7 @@ async fn paths_that_climb_out_or_hide_a_slash_are_refused_before_any_upstream() 
         ("/public/..%2fadmin", "encoded slash"),
         ("/admin%2fx", "encoded slash"),
         ("/a%5Cb", "encoded slash"),
+        ("/public/..\\admin\\x", "backslash"),
         ("/../etc/passwd", "above the root"),
         ("/a%00b", "NUL"),
         ("/a%zz", "percent-encoding"),

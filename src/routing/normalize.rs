@@ -5,8 +5,9 @@
 //! - percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded; other
 //!   percent-encodings are kept, with upper-case hex digits;
 //! - `.` and `..` segments are resolved (encoded ones too), repeated slashes merged;
-//! - a path that climbs above the root, an encoded slash or backslash (`%2F`, `%5C`; unless the
-//!   table allows encoded slashes), a NUL and a malformed percent-encoding are refused;
+//! - a path that climbs above the root, an encoded slash or backslash (`%2F`, `%5C`) or a raw
+//!   backslash (which Windows and some Node stacks read as `/`; all three unless the table allows
+//!   encoded slashes), a NUL and a malformed percent-encoding are refused;
 //! - `;parameters` in a segment are ignored for matching (Java back ends strip them, so
 //!   `/admin;x/y` matches `/admin/*`) and forwarded as they came.
 //!
@@ -21,6 +22,8 @@ pub enum PathError {
     AboveRoot,
     #[error("the path holds an encoded slash or backslash")]
     EncodedSlash,
+    #[error("the path holds a backslash")]
+    Backslash,
     #[error("the path holds a NUL")]
     Nul,
     #[error("the path holds a malformed percent-encoding")]
@@ -124,6 +127,7 @@ fn decode_unreserved(path: &str, allow_encoded_slash: bool) -> Result<String, Pa
     while i < b.len() {
         match b[i] {
             0 => return Err(PathError::Nul),
+            b'\\' if !allow_encoded_slash => return Err(PathError::Backslash),
             b'%' => {
                 let hex = |c: u8| (c as char).to_digit(16);
                 let (Some(hi), Some(lo)) = (

@@ -36,6 +36,8 @@ fn encoded_slashes_nuls_bad_escapes_and_climbing_out_are_refused() {
     assert_eq!(n("/admin%2fx"), Err(PathError::EncodedSlash));
     assert_eq!(n("/public/..%2fadmin"), Err(PathError::EncodedSlash));
     assert_eq!(n("/a%5Cb"), Err(PathError::EncodedSlash));
+    assert_eq!(n("/api/orders/..\\..\\admin"), Err(PathError::Backslash));
+    assert_eq!(n("/a\\b"), Err(PathError::Backslash));
     assert_eq!(n("/a%00b"), Err(PathError::Nul));
     assert_eq!(n("/a%zz"), Err(PathError::BadEscape));
     assert_eq!(n("/a%4"), Err(PathError::BadEscape));
