@@ -47,7 +47,10 @@ impl TokenCache {
 
     /// Forgets one token.
     pub fn remove(&self, token: &str) {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(token);
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token);
     }
 
     /// Forgets every token: the keys that verified them have changed.
