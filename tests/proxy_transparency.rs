@@ -285,6 +285,32 @@ async fn streamed_response_reaches_the_client_before_the_upstream_finishes() {
     assert_eq!(rest, b"late\n");
 }
 
+/// A chunked request's trailers follow its body upstream, except those that would restate a head
+/// field (an identity the client could not set in the head) or carry forwarding or credentials.
+#[tokio::test]
+async fn request_trailers_reach_the_upstream_but_never_restate_the_head() {
+    if support::engine_is_pingora() {
+        return; // Pingora 0.9.1's proxy path discards HTTP/1 trailers.
+    }
+    let app = Upstream::builder("app").echo().start().await;
+    let ficus = Ficus::start(
+        "[proxy]\ndefault = \"app\"\n[upstreams.app]\nurl = \"${app}\"\n",
+        &[app.var()],
+    )
+    .await;
+    let request = b"POST /t HTTP/1.1\r\nhost: example.test\r\nx-user-id: alice\r\n\
+        transfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\
+        x-checksum: 900150983cd24fb0\r\nx-user-id: admin\r\nx-forwarded-for: 6.6.6.6\r\n\
+        authorization: Bearer forged\r\n\r\n";
+    let resp = raw_exchange(ficus.addr, request).await;
+    assert_eq!(resp.status, 200);
+    let echoed = Echoed::parse(&resp.body);
+    assert_eq!(echoed.body_len, 3);
+    assert_eq!(echoed.header("x-user-id"), Some("alice"));
+    let names: Vec<&str> = echoed.trailers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["x-checksum"], "{:?}", echoed.trailers);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_trailers_reach_the_client() {
     if support::engine_is_pingora() {

@@ -8,6 +8,7 @@ use pingora::protocols::http::v1::client::HttpSession as Upstream;
 use pingora::protocols::http::v1::server::HttpSession as Downstream;
 use pingora::{Error, ErrorType, Result};
 
+use crate::filters::headers;
 use crate::proxy::{errors, RequestCtx};
 
 /// How many informational (1xx) responses an upstream may send before its final one; the
@@ -100,8 +101,10 @@ pub(super) async fn exchange(
                         request_done = true;
                         up.read_timeout = response_timeout;
                         body_hook(ctx, None, true);
-                        let trailers = down.take_trailers();
-                        up.finish_body_with_trailers(trailers.as_deref())
+                        let trailers = down
+                            .take_trailers()
+                            .and_then(|t| headers::request_trailers(*t, &down.req_header().headers));
+                        up.finish_body_with_trailers(trailers.as_ref())
                             .await
                             .map_err(|e| e.into_up())?;
                     }

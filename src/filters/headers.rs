@@ -267,6 +267,34 @@ pub fn request_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
+/// The client's request trailers that may follow the body upstream: not a field of the request
+/// head as the filters left it (a trailer must not restate or override one, such as the
+/// `x-user-id` a `jwt` set), not one ficus manages, and no credentials or forwarding information
+/// (a back end that merges trailers into headers would take them as ficus's). `None` when
+/// nothing is left.
+pub fn request_trailers(mut trailers: HeaderMap, head: &HeaderMap) -> Option<HeaderMap> {
+    let refused = |n: &HeaderName| {
+        head.contains_key(n)
+            || ficus_plugin::is_managed(n)
+            || n.as_str().starts_with("x-forwarded-")
+            || n.as_str().starts_with("proxy-")
+            || [
+                "forwarded",
+                "x-real-ip",
+                "authorization",
+                "cookie",
+                "content-type",
+                "content-encoding",
+            ]
+            .contains(&n.as_str())
+    };
+    let names: Vec<HeaderName> = trailers.keys().filter(|n| refused(n)).cloned().collect();
+    for name in names {
+        trailers.remove(&name);
+    }
+    (!trailers.is_empty()).then_some(trailers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +440,27 @@ mod tests {
         ]);
         assert_eq!(connection_kept(&h).expect("kept"), "Upgrade, close");
         assert_eq!(connection_kept(&map(&[("connection", "x-user-id")])), None);
+    }
+
+    #[test]
+    fn request_trailers_never_restate_the_head_or_carry_credentials_or_forwarding() {
+        let head = map(&[("x-user-id", "alice"), ("host", "a")]);
+        let trailers = map(&[
+            ("x-user-id", "admin"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("authorization", "Bearer x"),
+            ("x-ficus-shadow", "1"),
+            ("content-length", "0"),
+            ("x-checksum", "abc"),
+        ]);
+        let kept = request_trailers(trailers, &head).expect("one is left");
+        let names: Vec<&str> = kept.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-checksum"]);
+        assert_eq!(
+            request_trailers(map(&[("x-user-id", "admin")]), &head),
+            None
+        );
     }
 
     #[test]

@@ -357,11 +357,20 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         }
         Behavior::Echo => {
             let (parts, body) = req.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let collected = body.collect().await.ok();
+            let mut trailers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (name, value) in collected
+                .as_ref()
+                .and_then(|c| c.trailers())
+                .into_iter()
+                .flatten()
+            {
+                trailers
+                    .entry(name.as_str().to_string())
+                    .or_default()
+                    .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+            }
+            let body = collected.map(|b| b.to_bytes()).unwrap_or_default();
             let status = parts
                 .headers
                 .get(ECHO_STATUS)
@@ -383,6 +392,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
                 "headers": headers,
                 "body_len": body.len(),
                 "body_hash": body_hash(&body),
+                "trailers": trailers,
             });
             builder
                 .status(status)
@@ -467,6 +477,9 @@ pub struct Echoed {
     pub headers: BTreeMap<String, Vec<String>>,
     pub body_len: usize,
     pub body_hash: String,
+    /// The request's trailers, if its body had any.
+    #[serde(default)]
+    pub trailers: BTreeMap<String, Vec<String>>,
 }
 
 impl Echoed {
