@@ -432,6 +432,15 @@ fn an_unreadable_file_is_one_diagnostic_at_line_one() {
     );
 }
 
+#[test]
+fn a_table_path_that_is_not_a_regular_file_is_refused_without_reading_it() {
+    let Err(ConfigErrors(all)) = load_file(Path::new("/dev/zero")) else {
+        panic!("/dev/zero is no table")
+    };
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].message, "cannot read /dev/zero: not a regular file");
+}
+
 // ---- Unknown keys, everywhere -------------------------------------------------------------------------
 
 #[test]

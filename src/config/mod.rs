@@ -40,7 +40,7 @@ use diagnostics::{LineIndex, Problem, Problems};
 /// A file that cannot be read gives one diagnostic at line 1, column 1 that says why.
 pub fn load_file(path: &Path) -> Result<RouteTable, ConfigErrors> {
     let label = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_table(path) {
         Ok(text) => load_str(&text, &label),
         Err(e) => Err(ConfigErrors(vec![Diagnostic {
             file: label.clone(),
@@ -50,6 +50,15 @@ pub fn load_file(path: &Path) -> Result<RouteTable, ConfigErrors> {
             hint: None,
         }])),
     }
+}
+
+/// The largest route table read: a 10,000-route table is about 1 MiB.
+pub const MAX_TABLE_BYTES: u64 = 64 << 20;
+
+/// The text of the route table at `path`: a regular file of at most [`MAX_TABLE_BYTES`], UTF-8.
+pub fn read_table(path: &Path) -> Result<String, String> {
+    let bytes = ficus_plugin::config::read_bounded(path, MAX_TABLE_BYTES)?;
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// Checks and compiles a route table given as text; `file_label` names it in diagnostics.

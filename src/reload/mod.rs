@@ -155,7 +155,7 @@ impl Reloader {
 
     fn try_reload(&self) -> Outcome {
         let label = self.path.display().to_string();
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match config::read_table(&self.path) {
             Ok(text) => text,
             Err(e) => {
                 return Outcome::Rejected {

@@ -133,6 +133,29 @@ pub fn unknown_key(name: &str, span: Range<usize>, expected: &[&str]) -> ConfigE
 }
 
 /// A name from the file as a message shows it: at most 64 characters (a hostile table can hold
+/// The contents of the regular file at `path`, at most `max` bytes: a file a table names is read
+/// whole when the table loads, so a FIFO (which would block the load), a device (which never
+/// ends) or a huge file is refused with a message rather than read.
+pub fn read_bounded(path: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    if meta.len() > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(out)
+}
+
 /// keys of megabytes).
 pub fn shortened(name: &str) -> std::borrow::Cow<'_, str> {
     const MAX: usize = 64;

@@ -5,12 +5,12 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ficus_plugin::config::{Diagnostics, KeyedList, Section};
+use ficus_plugin::config::{read_bounded, Diagnostics, KeyedList, Section};
 use ficus_plugin::http::{HeaderName, HeaderValue};
 use ficus_plugin::toml::Spanned;
 use serde::Deserialize;
 
-use crate::keys::{self, KeySet};
+use crate::keys::{self, KeySet, MAX_JWKS_BYTES};
 
 /// `jwks_refresh` when the section does not say.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5 * 60);
@@ -319,7 +319,7 @@ fn source(
         });
     }
     if let Some(path) = public_key {
-        let keys = std::fs::read(path.get_ref())
+        let keys = read_bounded(std::path::Path::new(path.get_ref()), MAX_JWKS_BYTES as u64)
             .map_err(|e| format!("cannot read {:?}: {e}", path.get_ref()))
             .and_then(|pem| KeySet::pem(&pem));
         return match keys {
@@ -366,7 +366,7 @@ fn source(
         );
         return None;
     }
-    let read = std::fs::read(text)
+    let read = read_bounded(std::path::Path::new(text), MAX_JWKS_BYTES as u64)
         .map_err(|e| format!("cannot read {text:?}: {e}"))
         .and_then(|body| keys::parse_jwks(&body).map_err(|e| format!("{text:?}: {e}")));
     match read {

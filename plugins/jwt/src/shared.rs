@@ -176,9 +176,14 @@ async fn fetch(
     client: &mut Option<reqwest::Client>,
 ) -> Result<KeySet, String> {
     let body = match location {
-        Location::File(path) => tokio::fs::read(path)
-            .await
-            .map_err(|e| format!("cannot read it: {e}"))?,
+        Location::File(path) => {
+            let path = path.clone();
+            let max = crate::keys::MAX_JWKS_BYTES as u64;
+            tokio::task::spawn_blocking(move || ficus_plugin::config::read_bounded(&path, max))
+                .await
+                .map_err(|e| format!("cannot read it: {e}"))?
+                .map_err(|e| format!("cannot read it: {e}"))?
+        }
         Location::Url(url) => {
             if client.is_none() {
                 let built = reqwest::Client::builder()

@@ -208,3 +208,33 @@ fn a_secret_verifies_the_hmac_algorithms_it_is_long_enough_for() {
     let hs512 = sign(Algorithm::HS512, None, &key, &claims(json!({})));
     refused(&filter, &hs512);
 }
+
+#[test]
+fn a_key_file_that_is_not_a_small_regular_file_is_refused_without_reading_it() {
+    for (key, path) in [
+        ("public_key", "/dev/zero"),
+        ("jwks", "/dev/zero"),
+        ("public_key", "/"),
+    ] {
+        let text = format!("{key} = \"{path}\"\n");
+        let (built, diags) = build("devzero", &text);
+        assert!(built.is_none(), "{text}");
+        assert_eq!(positions(&text, &diags).len(), 1, "{:?}", diags.errors);
+        assert!(
+            diags.errors[0].message.contains("not a regular file"),
+            "{:?}",
+            diags.errors
+        );
+    }
+    let (_dir, big) = temp_file("big.pem", &"A".repeat((1 << 20) + 1));
+    let text = format!("public_key = \"{big}\"\n");
+    let (built, diags) = build("big", &text);
+    assert!(built.is_none());
+    assert!(
+        diags.errors[0]
+            .message
+            .contains("larger than 1048576 bytes"),
+        "{:?}",
+        diags.errors
+    );
+}
