@@ -414,6 +414,24 @@ async fn forwarding_headers_reach_the_upstream() {
     let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
     assert_eq!(echoed.header("x-forwarded-proto"), Some("http"));
     assert_eq!(echoed.header("x-forwarded-host"), Some(host.as_str()));
+
+    // Nor say where it came from or what it asked for in another proxy's words: removed.
+    let overrides = [
+        ("forwarded", "for=6.6.6.6;proto=https"),
+        ("x-real-ip", "6.6.6.6"),
+        ("x-forwarded-port", "443"),
+        ("x-original-url", "/admin"),
+        ("x-rewrite-url", "/admin"),
+    ];
+    let mut request = client().get(ficus.url("/fwd"));
+    for (name, value) in overrides {
+        request = request.header(name, value);
+    }
+    let resp = request.send().await.expect("send");
+    let echoed = Echoed::parse(&resp.bytes().await.expect("body"));
+    for (name, _) in overrides {
+        assert_eq!(echoed.header(name), None, "{name} reached the upstream");
+    }
 }
 
 /// Behind a trusted proxy (`trusted_proxies`), its X-Forwarded-* are believed: the scheme and
@@ -441,11 +459,12 @@ split = { app = 1, other = 1 }
 sticky = "ip"
 "#;
     let ficus = Ficus::start(table, &[app.var(), other.var()]).await;
-    let request = b"GET /fwd HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example.com\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9\r\nX-Forwarded-For: 127.0.0.2\r\nConnection: close\r\n\r\n";
+    let request = b"GET /fwd HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example.com\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9\r\nX-Forwarded-For: 127.0.0.2\r\nX-Real-IP: 203.0.113.9\r\nConnection: close\r\n\r\n";
     let resp = support::raw_exchange(ficus.addr, request).await;
     let echoed = Echoed::parse(&resp.body);
     assert_eq!(echoed.header("x-forwarded-proto"), Some("https"));
     assert_eq!(echoed.header("x-forwarded-host"), Some("shop.example.com"));
+    assert_eq!(echoed.header("x-real-ip"), Some("203.0.113.9"));
     assert_eq!(
         echoed.header("x-forwarded-for"),
         Some("6.6.6.6, 203.0.113.9, 127.0.0.2, 127.0.0.1")

@@ -12,6 +12,20 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
+/// Headers with which a proxy in front tells a back end where a request came from or what it
+/// asked for, other than the `x-forwarded-*` that ficus sets itself: removed from a client that is
+/// not in `trusted_proxies`, whose copy would override the client address (`Forwarded` in Spring,
+/// `X-Real-IP`) or the path the route was chosen on (`X-Original-URL` in IIS and Symfony).
+pub const UNTRUSTED_OVERRIDES: [HeaderName; 7] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+];
+
 /// A new request id: 32 lower-case hex digits (128 random bits).
 pub fn new_request_id() -> HeaderValue {
     let mut buf = [0u8; 32];

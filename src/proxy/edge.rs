@@ -95,6 +95,12 @@ pub(crate) fn prepare(
     }
     cx.peer_ip = peer;
     cx.peer_trusted = peer.is_some_and(|p| table.trusted_proxies.iter().any(|n| n.contains(&p)));
+    if !cx.peer_trusted {
+        // Only a trusted proxy may say where a request came from or what it asked for.
+        for name in &headers::UNTRUSTED_OVERRIDES {
+            req.remove_header(name);
+        }
+    }
     cx.client_ip = peer.map(|p| headers::client_address(p, &req.headers, &table.trusted_proxies));
     Ok(normalized)
 }
