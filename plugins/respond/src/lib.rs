@@ -26,7 +26,7 @@ pub struct Kind;
 #[serde(expecting = "a table")]
 struct Config {
     status: Option<Spanned<i64>>,
-    body: Option<String>,
+    body: Option<Spanned<String>>,
     content_type: Option<Spanned<String>>,
     headers: Option<KeyedList<Spanned<String>>>,
 }
@@ -98,7 +98,19 @@ impl PluginKind for Kind {
                 }
             }
         }
-        let body = body.map(Bytes::from).unwrap_or_default();
+        let body_at = body.as_ref().map(Spanned::span);
+        let body = body
+            .map(|b| Bytes::from(b.into_inner()))
+            .unwrap_or_default();
+        let bodiless = status.filter(|c| matches!(c.as_u16(), 204 | 304));
+        if let (Some(code), Some(at)) = (bodiless, body_at.filter(|_| !body.is_empty())) {
+            diags.hinted(
+                at,
+                format!("a {} answer has no body", code.as_u16()),
+                "remove `body`, or answer with another status",
+            );
+            ok = false;
+        }
         let content_type = match content_type {
             Some(ct) => match HeaderValue::from_str(ct.get_ref()) {
                 Ok(v) => Some(v),

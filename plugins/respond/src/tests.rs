@@ -76,3 +76,20 @@ fn headers_ficus_manages_are_refused() {
         .message
         .contains("\"transfer-encoding\" is a header ficus manages"));
 }
+
+#[test]
+fn a_status_that_has_no_body_is_refused_with_one() {
+    for status in [204, 304] {
+        let (filter, diags) = build(&format!("status = {status}\nbody = \"x\""));
+        assert!(filter.is_none());
+        assert!(
+            diags.errors[0]
+                .message
+                .contains(&format!("a {status} answer has no body")),
+            "{:?}",
+            diags.errors
+        );
+    }
+    let (filter, diags) = build("status = 204");
+    assert!(filter.is_some() && diags.is_empty());
+}
