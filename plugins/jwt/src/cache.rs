@@ -15,24 +15,28 @@ use crate::claims::Verified;
 /// The most tokens kept.
 pub const MAX_ENTRIES: usize = 10_000;
 
+/// A verdict, with a tag of the settings it was reached with.
+type Entry = (u64, Arc<Verified>);
+
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    map: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+    map: RwLock<HashMap<Box<str>, Entry>>,
 }
 
 impl TokenCache {
-    /// The verified token, if it is cached and still valid at Unix time `now`.
-    pub fn get(&self, token: &str, now: u64) -> Option<Arc<Verified>> {
+    /// The verified token, if it is cached, was verified with the settings `tag` stands for, and
+    /// is still valid at Unix time `now`.
+    pub fn get(&self, token: &str, now: u64, tag: u64) -> Option<Arc<Verified>> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
         map.get(token)
-            .filter(|v| now <= v.valid_until)
-            .map(Arc::clone)
+            .filter(|(t, v)| *t == tag && now <= v.valid_until)
+            .map(|(_, v)| Arc::clone(v))
     }
 
-    pub fn insert(&self, token: &str, verified: Arc<Verified>, now: u64) {
+    pub fn insert(&self, token: &str, verified: Arc<Verified>, now: u64, tag: u64) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_ENTRIES && !map.contains_key(token) {
-            map.retain(|_, v| now <= v.valid_until);
+            map.retain(|_, (_, v)| now <= v.valid_until);
             if map.len() >= MAX_ENTRIES {
                 // Still full of live tokens: make room for a tenth more at once, so the next
                 // inserts do not each scan the table.
@@ -42,7 +46,7 @@ impl TokenCache {
                 }
             }
         }
-        map.insert(token.into(), verified);
+        map.insert(token.into(), (tag, verified));
     }
 
     /// Forgets one token.

@@ -65,10 +65,15 @@ impl Jwt {
     fn build(section: Section<'_>, diags: &mut Diagnostics) -> Option<Jwt> {
         let name = section.name().to_string();
         let (settings, source) = settings::read(section, diags)?;
+        // The key set (and its refresher) is kept across reloads while its source stays, whatever
+        // else changes: a changed leeway must not drop a JWKS that cannot be fetched again now.
+        // Cached verdicts depend on every setting, so they are tagged with them.
         let mut fingerprint = std::hash::DefaultHasher::new();
-        settings.hash(&mut fingerprint);
         source.fingerprint(&mut fingerprint);
         let key = StateKey::new("jwt", &name, &fingerprint.finish());
+        let mut tag = std::hash::DefaultHasher::new();
+        settings.hash(&mut tag);
+        let settings_tag = tag.finish();
         let (jwks, initial) = match source {
             Source::Fixed { keys, .. } => (None, Some(keys)),
             Source::Jwks {
@@ -85,6 +90,7 @@ impl Jwt {
         Some(Jwt {
             name,
             settings,
+            settings_tag,
             shared,
         })
     }
@@ -94,6 +100,8 @@ impl Jwt {
 pub struct Jwt {
     name: String,
     settings: Settings,
+    /// A hash of `settings`: the cache serves only verdicts reached with these settings.
+    settings_tag: u64,
     shared: Arc<Shared>,
 }
 
@@ -105,7 +113,7 @@ impl Jwt {
         now: u64,
     ) -> Result<Arc<claims::Verified>, Refusal> {
         let token = verify::token(headers, &self.settings)?;
-        if let Some(hit) = self.shared.cache.get(token, now) {
+        if let Some(hit) = self.shared.cache.get(token, now, self.settings_tag) {
             return Ok(hit);
         }
         let Some(keys) = self.shared.keys.load_full() else {
@@ -114,7 +122,9 @@ impl Jwt {
         match verify::verify(token, &keys, &self.settings, now) {
             Ok(verified) => {
                 let verified = Arc::new(verified);
-                self.shared.cache.insert(token, verified.clone(), now);
+                self.shared
+                    .cache
+                    .insert(token, verified.clone(), now, self.settings_tag);
                 // A key set installed meanwhile (stored, then the cache cleared) either cleared
                 // this entry or is visible now: then the entry goes, so a token verified with a
                 // key that was just removed is never served from the cache.

@@ -117,7 +117,7 @@ fn a_realm_goes_into_every_challenge() {
 }
 
 #[test]
-fn a_reload_that_keeps_the_section_keeps_its_cache_and_a_changed_one_does_not() {
+fn a_reload_keeps_the_key_set_while_its_source_stays_and_the_cache_while_the_section_does() {
     set_env(
         "FICUS_JWT_TEST_RELOAD",
         "a secret of thirty-two bytes or more",
@@ -143,7 +143,31 @@ fn a_reload_that_keeps_the_section_keeps_its_cache_and_a_changed_one_does_not() 
         "reload",
         "secret_env = \"FICUS_JWT_TEST_RELOAD\"\nissuer = \"you\"",
     );
-    assert!(!Arc::ptr_eq(shared_of(&first), shared_of(&changed)));
+    assert!(
+        Arc::ptr_eq(shared_of(&first), shared_of(&changed)),
+        "the same source: the key set is kept"
+    );
+    // A verdict reached under the old settings is not served under the new ones.
+    let token = hs256(
+        "a secret of thirty-two bytes or more",
+        &claims(json!({ "iss": "me" })),
+    );
+    assert!(
+        refused(&changed, &token).contains("issuer"),
+        "{}",
+        refused(&changed, &token)
+    );
+    passes(&first, &token);
+
+    set_env(
+        "FICUS_JWT_TEST_RELOAD2",
+        "another secret of thirty-two bytes or more",
+    );
+    let new_source = jwt(
+        "reload",
+        "secret_env = \"FICUS_JWT_TEST_RELOAD2\"\nissuer = \"me\"",
+    );
+    assert!(!Arc::ptr_eq(shared_of(&first), shared_of(&new_source)));
 }
 
 #[test]
