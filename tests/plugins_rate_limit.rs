@@ -214,3 +214,34 @@ async fn a_reload_that_keeps_the_plugin_section_keeps_its_buckets() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(quota(&resp).1, 1);
 }
+
+/// The error page ficus writes when the route's upstream cannot be reached carries the quota
+/// too (and what a `headers` plugin puts on every answer), as every answer of the route does.
+#[tokio::test]
+async fn ficus_s_own_error_page_carries_the_quota_and_the_route_s_response_headers() {
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    // A port that was free a moment ago and that nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let table = table("rl-errorpage", "ip", "1/m")
+        .replace("${orders}", &format!("http://{closed}"))
+        .replace(
+            "plugins = [\"rl-errorpage\"]",
+            "plugins = [\"rl-errorpage\", \"cors\"]\n\n[plugins.cors]\nuse = \"headers\"\n\
+             response = { set = { \"access-control-allow-origin\" = \"https://shop.example\" } }",
+        );
+    let ficus = Ficus::start(&table, &[legacy.var()]).await;
+    let resp = client()
+        .get(ficus.url("/api/orders/7"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(quota(&resp), (2, 1, 60));
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    assert!(resp.headers().contains_key("x-request-id"));
+}

@@ -17,7 +17,7 @@ use pingora::{Error, ErrorType, Result, RetryType};
 use super::answer::{client_fault, refuse_head, write_whole};
 use super::{body, H1};
 use crate::proxy::accounting::{self, Done};
-use crate::proxy::respond::{error_head, filter_response_head};
+use crate::proxy::respond::{error_head, failure_head, filter_response_head};
 use crate::proxy::{ctx, edge, errors, fallback, heads, RequestCtx};
 use crate::routing::RouteTable;
 use crate::upstream::pool::Pool;
@@ -45,7 +45,7 @@ pub(super) async fn serve(app: &H1, down: &mut Downstream, closing: bool) {
             let page = errors::body_for(code);
             if let Err(w) = write_whole(
                 down,
-                error_head(code, page.len(), ctx.filter.request_id.as_ref()),
+                failure_head(code, page.len(), ctx.filter.request_id.clone(), ctx.chain()),
                 Bytes::from_static(page.as_bytes()),
                 true,
             )

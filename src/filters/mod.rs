@@ -174,6 +174,19 @@ impl FilterChain {
         }
     }
 
+    /// The response phase of the built-ins and the plugins, not of the side filters (shadow,
+    /// webhook), on the error page ficus writes when a request fails (502, 503, 504): it carries
+    /// what the route's plugins put on every answer (`RateLimit-*`, a `headers` plugin's), and no
+    /// shadow or webhook takes it for an upstream's answer.
+    pub fn on_error_response(&self, resp: &mut dyn ResponseHead, cx: &mut FilterCtx) {
+        let own = self.builtins + self.plugins;
+        for (hooks, f) in self.filters.iter().take(own) {
+            if hooks.contains(Hooks::RESPONSE) {
+                f.on_response(resp, cx);
+            }
+        }
+    }
+
     pub fn on_response_body(&self, chunk: Option<&Bytes>, end: bool, cx: &mut FilterCtx) {
         for f in self.with(Hooks::RESPONSE_BODY) {
             f.on_response_body(chunk, end, cx);

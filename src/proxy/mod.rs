@@ -360,14 +360,13 @@ impl ProxyHttp for Ficus {
     ) -> FailToProxy {
         let code = errors::status_for(e.etype(), e.esource());
         if code > 0 && !ctx.response_started {
-            if let Err(write_err) = write_error(
-                session,
-                code,
-                errors::body_for(code),
-                ctx.filter.request_id.as_ref(),
-            )
-            .await
-            {
+            let page = Bytes::from_static(errors::body_for(code).as_bytes());
+            let id = ctx.filter.request_id.clone();
+            let written = match respond::failure_head(code, page.len(), id, ctx.chain()) {
+                Ok(head) => respond::write_error_head(session, head, page).await,
+                Err(e) => Err(e),
+            };
+            if let Err(write_err) = written {
                 tracing::debug!("could not send the error response: {write_err}");
             }
         }

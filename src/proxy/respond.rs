@@ -42,6 +42,21 @@ pub(crate) fn filter_response_head(
     Ok(resp)
 }
 
+/// The head of the error page of a request that failed, after the response phase of its
+/// route's built-ins and plugins (not its shadow's or webhook's), when it has a route.
+pub(crate) fn failure_head(
+    code: u16,
+    body_len: usize,
+    request_id: Option<HeaderValue>,
+    chain: Option<(&FilterChain, &mut FilterCtx)>,
+) -> Result<ResponseHeader> {
+    let mut resp = error_head(code, body_len, request_id.as_ref())?;
+    if let Some((chain, cx)) = chain {
+        chain.on_error_response(&mut heads::Resp(&mut resp), cx);
+    }
+    Ok(resp)
+}
+
 pub(super) async fn write_error(
     session: &mut Session,
     code: u16,
@@ -50,6 +65,15 @@ pub(super) async fn write_error(
 ) -> Result<()> {
     let body: Bytes = body.into();
     let resp = error_head(code, body.len(), request_id)?;
+    write_error_head(session, resp, body).await
+}
+
+/// Sends an error page whose head is made.
+pub(super) async fn write_error_head(
+    session: &mut Session,
+    resp: ResponseHeader,
+    body: Bytes,
+) -> Result<()> {
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
