@@ -295,3 +295,70 @@ fn a_table_built_without_a_runtime_fetches_its_key_set_once_serving() {
     assert_eq!(idp.hits(), 1);
     drop(ficus);
 }
+
+/// Behind `jwt`, a sticky split follows the verified `sub` (the header jwt set, never the
+/// client's), and a `rate_limit` keyed by `claim:sub` gives each user a bucket of their own,
+/// whatever address they come from.
+#[tokio::test]
+async fn a_split_and_a_rate_limit_after_jwt_key_on_the_verified_subject() {
+    let idp = idp(0).await;
+    let legacy = Upstream::builder("legacy").echo().start().await;
+    let orders = Upstream::builder("orders").echo().start().await;
+    let table = TABLE
+        .replace(
+            "upstream = \"orders\"\nplugins = [\"auth\"]",
+            "split = { orders = 50, legacy = 50 }\nsticky = \"header:x-user-id\"\n\
+             plugins = [\"auth\", \"per-user\"]",
+        )
+        .replace(
+            "[upstreams.legacy]",
+            "[plugins.per-user]\nuse = \"rate_limit\"\nkey = \"claim:sub\"\nrate = \"1/h\"\n\
+             burst = 10\n\n[upstreams.legacy]",
+        );
+    assert!(table.contains("per-user"), "{table}");
+    let ficus = Ficus::start(
+        &table,
+        &[
+            ("legacy", legacy.base()),
+            ("orders", orders.base()),
+            ("idp", idp.base()),
+        ],
+    )
+    .await;
+    until_loaded(&ficus).await; // user-42's first request
+    let send = |token: String, forged: String| {
+        client()
+            .get(ficus.url("/api/orders/7"))
+            .bearer_auth(token)
+            .header("x-user-id", forged)
+            .send()
+    };
+
+    // user-42 lands on one side whatever x-user-id it sends (nine values at 50/50 would reach
+    // both sides if they steered it).
+    let mut sides = std::collections::BTreeSet::new();
+    for n in 0..9 {
+        let resp = send(token(now() + 600), format!("u-{n}"))
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), StatusCode::OK);
+        sides.insert(served_by(&resp));
+    }
+    assert_eq!(
+        sides.len(),
+        1,
+        "the forged header steered the split: {sides:?}"
+    );
+    // Its bucket of 10 is now spent (the first request was until_loaded's): refused.
+    let over = send(token(now() + 600), "u-9".into())
+        .await
+        .expect("request");
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Another user from the same address has a bucket of its own.
+    let other = send(es256_token("user-7", now() + 600), "u-4".into())
+        .await
+        .expect("request");
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(other.headers()["ratelimit-remaining"], "9");
+}
