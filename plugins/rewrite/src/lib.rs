@@ -258,13 +258,16 @@ impl Rewrite {
     /// `uri` with its path rewritten (its query kept); `None` when the path does not change.
     fn rewritten(&self, uri: &Uri) -> Result<Option<Uri>, FilterError> {
         let old = uri.path();
+        // The route matched the path without its `;parameters`; the rules see it the same way,
+        // and a path they change is sent without them.
+        let plain = path::without_parameters(old);
         let new = path::apply(
-            old,
+            &plain,
             self.strip_prefix.as_deref(),
             self.regex.as_ref(),
             self.add_prefix.as_deref(),
         );
-        if new == old {
+        if new == plain {
             return Ok(None);
         }
         if !path::is_sendable(&new) {

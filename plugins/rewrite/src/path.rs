@@ -116,6 +116,19 @@ pub fn check_replacement(re: &Regex, replacement: &str) -> Result<(), (String, &
     Ok(())
 }
 
+/// `path` without the `;parameters` of its segments (`/api;x/orders;v=2/7` is `/api/orders/7`),
+/// as routes match it; borrowed when it has none.
+pub fn without_parameters(path: &str) -> Cow<'_, str> {
+    if !path.contains(';') {
+        return Cow::Borrowed(path);
+    }
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|seg| seg.split(';').next().unwrap_or(""))
+        .collect();
+    Cow::Owned(segments.join("/"))
+}
+
 /// Whether a rewritten path may be sent: absolute, and with no `.` or `..` segment (which the
 /// upstream would resolve, climbing out of where the rewrite put the request).
 pub fn is_sendable(path: &str) -> bool {
@@ -148,6 +161,15 @@ pub fn apply<'p>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_are_taken_out_of_every_segment() {
+        assert_eq!(without_parameters("/api;x/orders;v=2/7;"), "/api/orders/7");
+        assert!(matches!(
+            without_parameters("/api/orders"),
+            Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn a_prefix_is_stripped_by_whole_segments() {

@@ -68,6 +68,21 @@ host = "upstream""#,
 }
 
 #[test]
+fn parameters_do_not_steer_the_rules_and_a_rewritten_path_goes_without_them() {
+    let filter = built(
+        "strip_prefix = \"/api\"\nregex = \"^/ro/([0-9]+)$\"\nreplacement = \"/o/$1\"\nadd_prefix = \"/v2\"",
+    );
+    assert_eq!(sent(&filter, "/api;x/ro/7?q=1", "any").uri, "/v2/o/7?q=1");
+    assert_eq!(sent(&filter, "/api/ro/7;", "any").uri, "/v2/o/7");
+    // A path the rules leave alone keeps its parameters.
+    let only_strip = built("strip_prefix = \"/api\"");
+    assert_eq!(
+        sent(&only_strip, "/other;jsessionid=1/x", "any").uri,
+        "/other;jsessionid=1/x"
+    );
+}
+
+#[test]
 fn a_path_outside_the_rules_is_only_prefixed() {
     let filter = built("strip_prefix = \"/api\"\nadd_prefix = \"/v2\"");
     assert_eq!(sent(&filter, "/apix/1", "any").uri, "/v2/apix/1");
