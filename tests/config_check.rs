@@ -1499,6 +1499,34 @@ fn bad_upstream_health_and_cap_values_are_reported_at_their_value() {
 }
 
 #[test]
+fn a_plugin_that_reads_claims_needs_a_jwt_before_it() {
+    std::env::set_var(
+        "FICUS_CONFIG_CHECK_JWT",
+        "a secret of thirty-two bytes or more",
+    );
+    let table = |route_list: &str, proxy_list: &str| {
+        format!(
+            "{}\n[plugins.auth]\nuse = \"jwt\"\nsecret_env = \"FICUS_CONFIG_CHECK_JWT\"\n\n\
+             [plugins.per-user]\nuse = \"rate_limit\"\nkey = \"claim:sub\"\nrate = \"10/s\"\n\n\
+             [plugins.who]\nuse = \"headers\"\nrequest = {{ set = {{ \"x-who\" = \"{{claim:sub}}\" }} }}\n\n\
+             [[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"orders\"\nplugins = {route_list}\n",
+            MINIMAL.replace("default = \"legacy\"", &format!("default = \"legacy\"\nplugins = {proxy_list}"))
+        )
+    };
+    ok(&table("[\"auth\", \"per-user\", \"who\"]", "[]"));
+    ok(&table("[\"per-user\"]", "[\"auth\"]"));
+    let text = table("[\"per-user\", \"auth\", \"who\"]", "[]");
+    let d = one_error(&text);
+    assert_eq!(
+        d.message,
+        "plugin \"per-user\" reads a verified token's claims, but no jwt runs before it"
+    );
+    assert_eq!(d.line, line_of(&text, "plugins = [\"per-user\""));
+    let text = table("[\"who\"]", "[]");
+    assert!(one_error(&text).message.starts_with("plugin \"who\" reads"));
+}
+
+#[test]
 fn plugin_sections_and_lists_are_checked_with_their_lines() {
     let with = |plugins: &str, route_list: &str| {
         format!(

@@ -173,6 +173,10 @@ async fn headers_set_added_and_removed_reach_the_upstream_and_the_client() {
 [proxy]
 default = "legacy"
 
+[plugins.auth]
+use = "jwt"
+secret_env = "FICUS_TEST_HEADERS_JWT"
+
 [plugins.order-headers]
 use = "headers"
 request.set = { "x-order-id" = "{id}", "x-client-version" = "v{client_version}", "x-user-id" = "{claim:sub}" }
@@ -192,8 +196,22 @@ url = "${orders}"
 name = "orders"
 path = "/api/orders/{id}"
 upstream = "orders"
-plugins = ["order-headers"]
+plugins = ["auth", "order-headers"]
 "#;
+    // A valid token without a `sub`: the x-user-id it would fill has no value.
+    let secret = "a secret of thirty-two bytes or more";
+    std::env::set_var("FICUS_TEST_HEADERS_JWT", secret);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({ "exp": exp }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign");
     let ficus = Ficus::start(
         table,
         &[("legacy", legacy.base()), ("orders", orders.base())],
@@ -202,6 +220,7 @@ plugins = ["order-headers"]
 
     let resp = client()
         .get(ficus.url("/api/orders/42"))
+        .bearer_auth(&token)
         .header("x-client-version", "2.4")
         .header("x-order-id", "forged")
         .header("x-user-id", "forged")
@@ -223,7 +242,7 @@ plugins = ["order-headers"]
     assert_eq!(
         seen.header("x-user-id"),
         None,
-        "no verified token: a set that cannot be filled removes the client's copy"
+        "no sub in the token: a set that cannot be filled removes the client's copy"
     );
     let tags: Vec<_> = seen.headers.get_all("x-tag").iter().collect();
     assert_eq!(tags, ["client", "order-42"]);
@@ -232,6 +251,7 @@ plugins = ["order-headers"]
     // Without a client version, the add is skipped and the set removes the header.
     client()
         .get(ficus.url("/api/orders/43"))
+        .bearer_auth(&token)
         .header("x-client-version", "forged")
         .send()
         .await

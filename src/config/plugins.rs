@@ -64,7 +64,25 @@ impl Ctx<'_> {
                 continue;
             }
             match self.plugins.get(name.get_ref().as_str()) {
-                Some(Some(filter)) => out.push(Arc::clone(filter)),
+                Some(Some(filter)) => {
+                    let verified_before = self
+                        .proxy_plugins
+                        .iter()
+                        .chain(&out)
+                        .any(|f| f.gives_claims());
+                    if filter.reads_claims() && !verified_before {
+                        self.problems.hinted(
+                            name.span(),
+                            format!(
+                                "plugin {:?} reads a verified token's claims, but no jwt runs before it",
+                                name.get_ref()
+                            ),
+                            "list a jwt plugin before it (here or in [proxy] plugins)",
+                        );
+                        ok = false;
+                    }
+                    out.push(Arc::clone(filter));
+                }
                 Some(None) => ok = false,
                 None => {
                     let closest =

@@ -150,6 +150,18 @@ pub trait Filter: Send + Sync + 'static {
         None
     }
 
+    /// Whether this filter reads the verified claims an earlier filter leaves ([`Claims`]): a
+    /// table that runs it with no [`Filter::gives_claims`] filter before it is refused, since it
+    /// would quietly never see any.
+    fn reads_claims(&self) -> bool {
+        false
+    }
+
+    /// Whether this filter leaves verified claims ([`Claims`]) for later ones (`jwt`).
+    fn gives_claims(&self) -> bool {
+        false
+    }
+
     /// The request head, once the route matched.
     fn on_request(&self, _req: &mut dyn RequestHead, _cx: &mut FilterCtx) -> Flow {
         Flow::Continue

@@ -93,6 +93,14 @@ pub(crate) struct Ops {
 }
 
 impl Ops {
+    /// Whether a value it sets or adds has a `{claim:NAME}`.
+    fn reads_claims(&self) -> bool {
+        self.set
+            .iter()
+            .chain(&self.add)
+            .any(|(_, t)| t.reads_claims())
+    }
+
     fn is_empty(&self) -> bool {
         self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }
@@ -156,6 +164,10 @@ pub struct Headers {
 impl Filter for Headers {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn reads_claims(&self) -> bool {
+        self.request.reads_claims() || self.response.reads_claims()
     }
 
     fn hooks(&self) -> Hooks {

@@ -31,6 +31,11 @@ pub const SYNTAX_HINT: &str = "write {NAME} for a path template parameter, {clie
      {claim:NAME} for a verified token's claim, and {{ or }} for a literal brace";
 
 impl Template {
+    /// Whether the template has a `{claim:NAME}`.
+    pub fn reads_claims(&self) -> bool {
+        matches!(self, Template::Parts(parts) if parts.iter().any(|p| matches!(p, Part::Claim(_))))
+    }
+
     /// Parses `text`; the error says what is wrong (the caller puts it at the value's span).
     pub fn parse(text: &str) -> Result<Template, String> {
         let mut parts = Vec::new();

@@ -152,6 +152,10 @@ impl Filter for Jwt {
         Hooks::REQUEST
     }
 
+    fn gives_claims(&self) -> bool {
+        true
+    }
+
     fn on_request(&self, req: &mut dyn RequestHead, cx: &mut FilterCtx) -> Flow {
         // Whatever the verdict, the client's own copies of the claim headers never go upstream,
         // nor their spellings with `_` (x_user_id), which CGI-style stacks (PHP, Rack, WSGI) read

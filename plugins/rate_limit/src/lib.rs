@@ -147,6 +147,10 @@ impl Filter for RateLimit {
         &self.name
     }
 
+    fn reads_claims(&self) -> bool {
+        matches!(self.settings.key, KeySource::Claim(_))
+    }
+
     fn hooks(&self) -> Hooks {
         Hooks::REQUEST | Hooks::RESPONSE
     }
