@@ -80,8 +80,12 @@ pub fn check(
         }
     }
     for name in &settings.required_claims {
-        if claims.get(name).is_none_or(Value::is_null) {
-            return Err(format!("the token has no {name} claim"));
+        match claims.get(name) {
+            None | Some(Value::Null) => return Err(format!("the token has no {name} claim")),
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(format!("the token's {name} claim is empty"))
+            }
+            Some(_) => {}
         }
     }
     let claims = as_text(claims);

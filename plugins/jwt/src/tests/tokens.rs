@@ -173,6 +173,10 @@ fn issuer_audience_and_required_claims_are_checked() {
         refused(&filter, &with("tenant", Value::Null)),
         "the token has no tenant claim"
     );
+    assert_eq!(
+        refused(&filter, &with("sub", json!(""))),
+        "the token's sub claim is empty"
+    );
     let mut no_iss = claims(good);
     no_iss.as_object_mut().expect("object").remove("iss");
     assert_eq!(
