@@ -111,21 +111,11 @@ mod tests {
 
 /// A pace like `"20/s"`, `"600/m"` or `"1000/h"`: how many per second.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let bad = || {
-        format!("invalid rate {text:?}; write a count per second, minute or hour, like \"20/s\" or \"600/m\"")
-    };
-    let (count, per) = text.trim().split_once('/').ok_or_else(bad)?;
-    let count: u64 = count.trim().parse().map_err(|_| bad())?;
-    let seconds = match per.trim() {
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(bad()),
-    };
-    if count == 0 {
-        return Err(format!("a rate of 0 never lets anything through: {text:?}"));
-    }
-    Ok(count as f64 / seconds)
+    ficus_plugin::config::parse_rate(text)
+        .map(ficus_plugin::config::Rate::per_second)
+        .map_err(|e| {
+            format!("{e}; write a count per second, minute or hour, like \"20/s\" or \"600/m\"")
+        })
 }
 
 #[cfg(test)]

@@ -133,6 +133,47 @@ pub fn unknown_key(name: &str, span: Range<usize>, expected: &[&str]) -> ConfigE
 }
 
 /// A name from the file as a message shows it: at most 64 characters (a hostile table can hold
+/// A rate like `"100/s"`, `"6000/m"` or `"10/h"`: a count per second, minute or hour, as ficus's
+/// own settings (a webhook's `rate`) and plugins (`rate_limit`) write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u64,
+    /// The period the count is per, in nanoseconds.
+    pub period_ns: u64,
+}
+
+impl Rate {
+    pub fn per_second(self) -> f64 {
+        self.count as f64 * 1e9 / self.period_ns as f64
+    }
+
+    /// The nanoseconds between two tokens, rounded to the nearest (an error of under a
+    /// nanosecond per token).
+    pub fn ns_per_token(self) -> u64 {
+        (self.period_ns + self.count / 2) / self.count
+    }
+}
+
+/// Reads a [`Rate`]: a positive count, `/`, and `s`, `m` or `h`, at most one per nanosecond.
+pub fn parse_rate(text: &str) -> Result<Rate, String> {
+    let bad = || format!("invalid rate {text:?}");
+    let (count, per) = text.trim().split_once('/').ok_or_else(bad)?;
+    let count: u64 = count.trim().parse().map_err(|_| bad())?;
+    let period_ns: u64 = match per.trim() {
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(bad()),
+    };
+    if count == 0 {
+        return Err(format!("a rate of 0 lets nothing through: {text:?}"));
+    }
+    if count > period_ns {
+        return Err(format!("{text:?} is more than one per nanosecond"));
+    }
+    Ok(Rate { count, period_ns })
+}
+
 /// The contents of the regular file at `path`, at most `max` bytes: a file a table names is read
 /// whole when the table loads, so a FIFO (which would block the load), a device (which never
 /// ends) or a huge file is refused with a message rather than read.

@@ -154,24 +154,6 @@ fn parse_key(text: &str) -> Result<KeySource, String> {
 }
 
 /// A rate like `"100/s"`, `"6000/m"` or `"10/h"`: its count, and the nanoseconds per token.
-/// (ficus has the same reader for its own settings; a plugin cannot depend on ficus, and this is
-/// ten lines.)
 pub fn parse_rate(text: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("invalid rate {text:?}");
-    let (count, per) = text.trim().split_once('/').ok_or_else(bad)?;
-    let count: u64 = count.trim().parse().map_err(|_| bad())?;
-    let period: u64 = match per.trim() {
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => return Err(bad()),
-    };
-    if count == 0 {
-        return Err(format!("a rate of 0 lets nothing through: {text:?}"));
-    }
-    if count > period {
-        return Err(format!("{text:?} is more than one request per nanosecond"));
-    }
-    // Rounded to the nearest nanosecond: an error of under a nanosecond per token.
-    Ok((count, (period + count / 2) / count))
+    ficus_plugin::config::parse_rate(text).map(|r| (r.count, r.ns_per_token()))
 }
