@@ -109,16 +109,9 @@ impl Response {
 }
 
 /// Why a filter could not do its work; the request fails with a 500 and the message is logged.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct FilterError(pub String);
-
-impl std::fmt::Display for FilterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for FilterError {}
 
 /// A kind of plugin (`use = "KIND"` in `[plugins.NAME]`): reads an instance's section and
 /// builds its filter. Building does no I/O (a kind that needs some, such as fetching a key set,
