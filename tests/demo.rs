@@ -23,11 +23,23 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// Starts the demo on a port that was free a moment ago. Tests run side by side in their own
+/// processes, so another may take that port first: then it tries another, a few times.
 async fn start_demo() -> Demo {
-    tokio::task::spawn_blocking(|| ficus::demo::start(free_addr()))
-        .await
-        .unwrap()
-        .expect("the demo starts")
+    let mut last = String::new();
+    for _ in 0..5 {
+        match tokio::task::spawn_blocking(|| ficus::demo::start(free_addr()))
+            .await
+            .unwrap()
+        {
+            Ok(demo) => return demo,
+            Err(e) if format!("{e:#}").contains("Address already in use") => {
+                last = format!("{e:#}")
+            }
+            Err(e) => panic!("the demo starts: {e:#}"),
+        }
+    }
+    panic!("the demo starts: {last}")
 }
 
 async fn stop_demo(demo: Demo) {
