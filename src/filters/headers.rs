@@ -205,22 +205,10 @@ pub fn accepts_trailers(headers: &HeaderMap) -> bool {
 
 /// The fixed hop-by-hop headers of a request (RFC 9110 section 7.6.1), removed on each upstream
 /// attempt.
-fn request_fixed_hop_by_hop() -> [HeaderName; 10] {
-    use http::header::{
-        PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-    };
-    [
-        CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        HeaderName::from_static("http2-settings"),
-    ]
+fn request_fixed_hop_by_hop() -> &'static [HeaderName; 10] {
+    static NAMES: std::sync::LazyLock<[HeaderName; 10]> =
+        std::sync::LazyLock::new(|| ficus_plugin::HOP_BY_HOP_HEADERS.map(HeaderName::from_static));
+    &NAMES
 }
 
 /// The headers of a client's request that its `Connection` header nominates as hop-by-hop, other
@@ -276,8 +264,9 @@ pub fn connection_kept(headers: &HeaderMap) -> Option<HeaderValue> {
 /// `Upgrade: websocket` back from [`is_websocket_upgrade`]'s caller.
 pub fn request_hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
     request_fixed_hop_by_hop()
-        .into_iter()
-        .filter(|n| headers.contains_key(n))
+        .iter()
+        .filter(|n| headers.contains_key(*n))
+        .cloned()
         .collect()
 }
 

@@ -73,10 +73,9 @@ impl ResponseHead for http::response::Parts {
     }
 }
 
-/// The headers ficus manages itself, which no plugin may set: the hop-by-hop ones (removed on
-/// every hop), the framing ones (a changed length, or a `transfer-encoding` beside ficus's
-/// `content-length`, would desynchronise the connection) and `host` (`rewrite`'s to set).
-pub const MANAGED_HEADERS: &[&str] = &[
+/// The hop-by-hop headers of a request (RFC 9110 section 7.6.1, and HTTP/2's upgrade settings),
+/// which ficus removes on every hop.
+pub const HOP_BY_HOP_HEADERS: [&str; 10] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -87,9 +86,28 @@ pub const MANAGED_HEADERS: &[&str] = &[
     "transfer-encoding",
     "upgrade",
     "http2-settings",
-    "content-length",
-    "host",
 ];
+
+/// The headers ficus manages itself, which no plugin may set: the hop-by-hop ones
+/// ([`HOP_BY_HOP_HEADERS`]), the framing ones (a changed length, or a `transfer-encoding` beside
+/// ficus's `content-length`, would desynchronise the connection) and `host` (`rewrite`'s to set).
+pub const MANAGED_HEADERS: [&str; 12] = {
+    let h = HOP_BY_HOP_HEADERS;
+    [
+        h[0],
+        h[1],
+        h[2],
+        h[3],
+        h[4],
+        h[5],
+        h[6],
+        h[7],
+        h[8],
+        h[9],
+        "content-length",
+        "host",
+    ]
+};
 
 /// Whether `name` is one of [`MANAGED_HEADERS`] or in ficus's own `x-ficus-*` namespace (ficus
 /// drops a client's and sets its own): a header a plugin's configuration may not name.

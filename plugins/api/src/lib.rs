@@ -33,7 +33,7 @@ use std::pin::Pin;
 
 pub use bytes::Bytes;
 pub use ctx::{Attempt, Claims, FilterCtx, RequestEnd};
-pub use head::{is_managed, RequestHead, ResponseHead, MANAGED_HEADERS};
+pub use head::{is_managed, RequestHead, ResponseHead, HOP_BY_HOP_HEADERS, MANAGED_HEADERS};
 pub use http;
 pub use toml;
 
